@@ -1,0 +1,11 @@
+"""softbpr: graph recommenders trained with dynamic hard negatives and the soft BPR loss (SDNS)."""
+
+__version__ = "0.1.0"
+
+from .config import ConfigError, Experiment, load as load_config, with_updates  # noqa: E402
+from .data import DataError, IdMap, Interactions  # noqa: E402
+from .split import Split, load_split  # noqa: E402
+from .train import Run, TrainingDiverged, fit  # noqa: E402
+
+__all__ = ["__version__", "ConfigError", "DataError", "Experiment", "IdMap", "Interactions",
+           "Run", "Split", "TrainingDiverged", "fit", "load_config", "load_split", "with_updates"]

@@ -1,0 +1,113 @@
+"""Run-directory files, written atomically (temp file + rename), and self-describing checkpoints.
+
+A checkpoint (`model.pt`) holds everything needed to rebuild the model and its data view without
+the original command: the resolved experiment config, the weights, the external id maps and the
+train/valid/test pairs (so `softbpr evaluate` and `recommend` need no data files).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from .config import Experiment
+from .data import IdMap
+from .models import MF, build_model
+from .split import Pairs, Split
+
+FORMAT = "softbpr-checkpoint/1"
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call write(tmp_path), then rename over `path`: readers never see a half-written file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: Path, obj) -> None:
+    def w(tmp):
+        with open(tmp, "w") as fh:
+            json.dump(obj, fh, indent=2)
+            fh.write("\n")
+    atomic_write(path, w)
+
+
+def _ids(m: IdMap):
+    return torch.from_numpy(m.ids) if m.ids.dtype.kind == "i" else [str(x) for x in m.ids]
+
+
+def _idmap(x) -> IdMap:
+    return IdMap(x.numpy() if isinstance(x, torch.Tensor) else np.array(x, dtype=str))
+
+
+def _pairs(p: Pairs) -> torch.Tensor:
+    return torch.from_numpy(np.stack([p.users, p.items]).astype(np.int32))
+
+
+def save_checkpoint(path: Path, exp: Experiment, model: MF, split: Split, epoch: int,
+                    metrics: dict | None = None) -> None:
+    state = {
+        "format": FORMAT,
+        "softbpr_version": __version__,
+        "experiment": exp.to_dict(),
+        "epoch": epoch,
+        "metrics": metrics or {},
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "dataset": split.name,
+        "user_ids": _ids(split.user_map),
+        "item_ids": _ids(split.item_map),
+        "train": _pairs(split.train),
+        "valid": _pairs(split.valid),
+        "test": _pairs(split.test),
+    }
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu"):
+    """-> (Experiment, model on `device` in eval mode, Split without truth, raw dict)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.pt"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no checkpoint (expected model.pt in the run directory)")
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    if ck.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a softbpr checkpoint (format {ck.get('format')!r})")
+    exp = Experiment.from_dict(ck["experiment"])
+    umap, imap = _idmap(ck["user_ids"]), _idmap(ck["item_ids"])
+    pairs = {k: Pairs(ck[k][0].long().numpy(), ck[k][1].long().numpy())
+             for k in ("train", "valid", "test")}
+    split = Split(ck["dataset"], pairs["train"], pairs["valid"], pairs["test"], umap, imap)
+    m = exp.model
+    model = build_model(m.name, len(umap), len(imap), m.dim, m.layers, m.init)
+    model.load_state_dict(ck["state_dict"])
+    model.to(device).eval()
+    return exp, model, split, ck
+
+
+def write_embeddings(path: Path, split: Split, user_vecs: torch.Tensor,
+                     item_vecs: torch.Tensor) -> None:
+    """embeddings.npz: user_ids, item_ids (external), user_embeddings, item_embeddings."""
+    def w(tmp):
+        with open(tmp, "wb") as fh:
+            np.savez(fh, user_ids=split.user_map.ids, item_ids=split.item_map.ids,
+                     user_embeddings=user_vecs.detach().cpu().numpy(),
+                     item_embeddings=item_vecs.detach().cpu().numpy())
+    atomic_write(path, w)

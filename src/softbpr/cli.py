@@ -1,0 +1,144 @@
+"""Command line: `softbpr train | evaluate`. `main(argv) -> exit code`; no work at import time."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+
+# flag -> help; the flag names are a public interface (scripts rely on them)
+TRAIN_FLAGS: list[tuple[str, type, str]] = [
+    ("--data", str, "built-in dataset (synthetic, synthetic-small) or a path; default synthetic"),
+    ("--format", str, "auto | lightgcn | csv"),
+    ("--split", str, "given | temporal | random (default: given for LightGCN folders, temporal "
+                     "when timestamps exist, else random)"),
+    ("--columns", str, "column names of a delimited file, e.g. user,item,rating,timestamp"),
+    ("--kcore", int, "k-core filter on users and items (delimited files)"),
+    ("--valid-ratio", float, "per-user validation share (default 0.1)"),
+    ("--test-ratio", float, "per-user test share (default 0.1)"),
+    ("--data-seed", int, "seed of the synthetic data and random splits (default 2024)"),
+    ("--model", str, "lightgcn | mf"),
+    ("--preset", str, "rns | dns | sdns | sdns-mix: a sampler + loss pair (default sdns)"),
+    ("--sampler", str, "uniform | dns (overrides the preset)"),
+    ("--loss", str, "bpr | soft_bpr | mixed_bpr (overrides the preset)"),
+    ("--pool-size", int, "H: DNS candidates per positive (default 16)"),
+    ("--alpha", float, "α of soft/mixed BPR, in [0, 1); soft factor τ = 1-α (default 0.9)"),
+    ("--lr", float, "Adam learning rate (default 1e-3)"),
+    ("--reg", float, "L2 weight λ on the batch's layer-0 embeddings (default 1e-4)"),
+    ("--dim", int, "embedding size (default 64)"),
+    ("--layers", int, "LightGCN layers (default 3)"),
+    ("--init", str, "xavier | normal"),
+    ("--batch-size", int, "training pairs per step (default 2048)"),
+    ("--epochs", int, "maximum epochs"),
+    ("--eval-every", int, "validate every N epochs"),
+    ("--patience", int, "evaluations without improvement before stopping (0 = never)"),
+    ("--topk", str, "cut-offs, e.g. 20,50"),
+    ("--metric", str, "validation metric for early stopping (default ndcg@50)"),
+    ("--seed", int, "training seed (default 2020)"),
+    ("--device", str, "auto | cpu | cuda | cuda:N"),
+]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="softbpr", description="Train and evaluate graph "
+                                "recommenders with hard negative sampling and the soft BPR loss.")
+    p.add_argument("--version", action="version", version=f"softbpr {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train a model and write a run directory",
+                       description="Train; flags override the --config file, which overrides "
+                                   "the defaults.")
+    t.add_argument("--config", help="TOML experiment file")
+    for flag, typ, help_ in TRAIN_FLAGS:
+        t.add_argument(flag, type=typ, default=None, help=help_)
+    t.add_argument("--out", help="run directory (default runs/<data>-<model>-<method>-s<seed>-"
+                                 "<time>)")
+    t.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
+    t.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    e = sub.add_parser("evaluate", help="recompute valid/test metrics from a run's checkpoint")
+    e.add_argument("run_dir")
+    e.add_argument("--topk", default=None, help="cut-offs (default: the run's)")
+    e.add_argument("--device", default="auto")
+    return p
+
+
+def _train(args) -> int:
+    from .config import load
+    from .train import fit
+
+    flat = {f.lstrip("-").replace("-", "_"): getattr(args, f.lstrip("-").replace("-", "_"))
+            for f, _, _ in TRAIN_FLAGS}
+    flat["preset"] = flat.get("preset")
+    exp = load(args.config, flat)
+    if args.out:
+        out = Path(args.out)
+        if out.exists() and any(out.iterdir()) and not args.overwrite:
+            raise FileExistsError(f"{out} exists and is not empty; choose another --out or pass "
+                                  "--overwrite")
+    else:
+        name = Path(exp.data.data).name or "data"
+        out = Path("runs") / (f"{name}-{exp.model.name}-{exp.method}-s{exp.train.seed}-"
+                              f"{time.strftime('%Y%m%d-%H%M%S')}")
+    log = (lambda s: None) if args.quiet else (lambda s: print(s, flush=True))
+    print(f"softbpr {__version__}: {exp.model.name} + {exp.method} on {exp.data.data} -> {out}",
+          flush=True)
+    run = fit(exp, out_dir=out, log=log, progress=not args.quiet and sys.stderr.isatty())
+    k = max(exp.eval.topk)
+    print(f"test recall@{k} {run.test[f'recall@{k}']:.4f}  ndcg@{k} {run.test[f'ndcg@{k}']:.4f}  "
+          f"(best epoch {run.best_epoch}, {run.seconds:.0f}s) -> {out}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from .checkpoint import load_checkpoint
+    from .graph import InteractionGraph
+    from .seeding import pick_device
+    from .train import evaluate_model
+
+    dev = pick_device(args.device)
+    exp, model, split, ck = load_checkpoint(args.run_dir, dev)
+    ks = [int(x) for x in args.topk.split(",")] if args.topk else list(exp.eval.topk)
+    graph = InteractionGraph.from_pairs(split.train, split.n_users, split.n_items, dev)
+    out = {"best_epoch": ck["epoch"]}
+    for which in ("valid", "test"):
+        if len(getattr(split, which)):
+            out[which] = {k: v for k, v in evaluate_model(model, graph, split, which, ks,
+                                                          exp.eval.batch_users).items()
+                          if k != "users"}
+    print(json.dumps(out, indent=2))
+    saved = Path(args.run_dir) / "result.json"
+    if saved.exists() and not args.topk:
+        ref = json.loads(saved.read_text())
+        diffs = [abs(ref[w][k] - out[w][k]) for w in ("valid", "test") if w in out and w in ref
+                 for k in out[w] if k in ref[w]]
+        if diffs:
+            print(f"max |difference| to result.json: {max(diffs):.2e}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .config import ConfigError
+    from .data import DataError
+    from .train import TrainingDiverged
+
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return _train(args)
+        if args.command == "evaluate":
+            return _evaluate(args)
+    except TrainingDiverged as e:
+        print(f"softbpr: training diverged: {e}", file=sys.stderr)
+        return 3
+    except (ConfigError, DataError, FileNotFoundError, FileExistsError, ValueError, KeyError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"softbpr: error: {msg}", file=sys.stderr)
+        return 2
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

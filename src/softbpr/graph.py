@@ -1,0 +1,122 @@
+"""The training interaction graph: positives for samplers and masks, and LightGCN's adjacency.
+
+The bipartite adjacency over N = n_users + n_items nodes (users first, then items) is
+    A = [[0, R], [R^T, 0]],   Â = D^-1/2 A D^-1/2,   D = diag(row sums of A),
+built from the training pairs only, without self-loops; a node of degree 0 gets a zero row.
+Â is symmetric, which `propagate` uses: the gradient of Y = Â X is dL/dX = Â^T dL/dY = Â dL/dY,
+so the backward pass is one more sparse x dense product with the same matrix (stock autograd
+through sparse CSR matmul builds Â^T and is several times slower on CPU).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from .split import Pairs
+
+
+class _SymSpmm(torch.autograd.Function):
+    """Y = Â X for a symmetric sparse Â; backward reuses Â (no transpose)."""
+
+    @staticmethod
+    def forward(ctx, adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ctx.adj = adj
+        return torch.sparse.mm(adj, x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return None, torch.sparse.mm(ctx.adj, grad.contiguous())
+
+
+def sym_spmm(adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Â @ x with a backward that costs one more Â @ (.) — valid only for symmetric Â."""
+    return _SymSpmm.apply(adj, x)
+
+
+BITMAP_MAX_BITS = 1 << 31  # 256 MiB of bitmap at most (Gowalla: 1.2e9 bits = 153 MiB)
+
+
+@dataclass
+class InteractionGraph:
+    """Training positives on a device.
+
+    pos_keys: sorted int64 [nnz] keys user * n_items + item of the train pairs.
+    pos_bits: the same set as a bitmap (int64 words, bit k of word w = key 64 w + k) when
+        n_users * n_items <= BITMAP_MAX_BITS (a gather instead of a binary search: ~10x faster
+        membership tests for samplers); None for larger catalogues.
+    adj: normalised adjacency Â as a torch sparse CSR tensor [N, N] (float32).
+    train_csr: the same positives as a scipy CSR [n_users, n_items] (host copy, for masks).
+    """
+
+    n_users: int
+    n_items: int
+    pos_keys: torch.Tensor
+    adj: torch.Tensor
+    train_csr: sp.csr_matrix
+    user_degree: torch.Tensor  # int64 [n_users]
+    pos_bits: torch.Tensor | None = None
+
+    @classmethod
+    def from_pairs(cls, train: Pairs, n_users: int, n_items: int,
+                   device: torch.device | str = "cpu") -> InteractionGraph:
+        device = torch.device(device)
+        R = train.csr(n_users, n_items)
+        deg = np.asarray(R.sum(1)).ravel()
+        full = deg >= n_items
+        if full.any():
+            raise ValueError(f"{int(full.sum())} users interacted with every item: no negative "
+                             "item exists for them")
+        adj = normalized_adjacency(R)
+        keys = np.sort(R.indices.astype(np.int64) + np.repeat(
+            np.arange(n_users, dtype=np.int64) * n_items, np.diff(R.indptr)))
+        with warnings.catch_warnings():  # "sparse CSR support is in beta" on every build
+            warnings.simplefilter("ignore", UserWarning)
+            t_adj = torch.sparse_csr_tensor(
+                torch.from_numpy(adj.indptr.astype(np.int64)),
+                torch.from_numpy(adj.indices.astype(np.int64)),
+                torch.from_numpy(adj.data.astype(np.float32)),
+                size=adj.shape,
+            ).to(device)
+        bits = None
+        if n_users * n_items <= BITMAP_MAX_BITS:
+            words = np.zeros((n_users * n_items + 63) // 64, dtype=np.uint64)
+            np.bitwise_or.at(words, keys >> 6, np.left_shift(np.uint64(1), (keys & 63).astype(
+                np.uint64)))
+            bits = torch.from_numpy(words.view(np.int64)).to(device)
+        return cls(n_users, n_items, torch.from_numpy(keys).to(device), t_adj, R,
+                   torch.from_numpy(deg.astype(np.int64)).to(device), bits)
+
+    @property
+    def device(self) -> torch.device:
+        return self.pos_keys.device
+
+    def is_positive(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Bool tensor (same shape as items): is (users, items) a training pair?
+
+        users broadcasts against items (e.g. users [B, 1], items [B, H]).
+        """
+        keys = users * self.n_items + items
+        if self.pos_bits is not None:
+            return ((self.pos_bits[keys >> 6] >> (keys & 63)) & 1).bool()
+        if self.pos_keys.numel() == 0:
+            return torch.zeros_like(keys, dtype=torch.bool)
+        idx = torch.searchsorted(self.pos_keys, keys).clamp_(max=self.pos_keys.numel() - 1)
+        return self.pos_keys[idx] == keys
+
+
+def normalized_adjacency(R: sp.csr_matrix) -> sp.csr_matrix:
+    """D^-1/2 A D^-1/2 for A = [[0, R], [R^T, 0]] (no self-loops); zero-degree rows stay 0."""
+    n_users, n_items = R.shape
+    A = sp.bmat([[None, R], [R.T, None]], format="csr", dtype=np.float32)
+    deg = np.asarray(A.sum(1)).ravel()
+    with np.errstate(divide="ignore"):
+        inv = np.where(deg > 0, deg ** -0.5, 0.0).astype(np.float32)
+    Dm = sp.diags(inv)
+    out = (Dm @ A @ Dm).tocsr()
+    out.sort_indices()
+    return out

@@ -1,0 +1,306 @@
+"""Train/valid/test splits of `Interactions`, and `load_split(DataConfig)` that builds one.
+
+Split rules (per user, with n = the user's number of interactions after de-duplication):
+    n_test  = max(1, round(test_ratio * n))   and   n_valid = max(1, round(valid_ratio * n))
+    when n >= 3 (a ratio of 0 gives 0); users with fewer than 3 interactions keep all in train.
+- temporal: the user's interactions sorted by (timestamp, position in the file) -- ties in time
+  are broken by file order -- the latest n_test go to test, the n_valid before them to valid.
+  With the defaults (0.1 / 0.1) this is the paper's protocol: latest 10% -> test, the rest 80/10.
+- random: the same counts, chosen by a seeded random permutation of each user's interactions.
+- given: the files' own train/test(/valid); without a valid file, 10% of each user's train items
+  (seeded, random; users with fewer than 2 train items keep theirs) are held out as valid.
+
+Held-out pairs that also occur in train are dropped from valid/test (they are masked at ranking
+time and could never be hit); users with no train interaction are dropped from valid/test (a
+model cannot rank for them). Every such drop is printed with its count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+from .data import (
+    DataError,
+    IdMap,
+    Interactions,
+    compact,
+    detect_format,
+    k_core,
+    make_idmap,
+    read_delimited,
+    read_lightgcn,
+)
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """(user, item) index pairs, int64 [n] each."""
+
+    users: np.ndarray
+    items: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def csr(self, n_users: int, n_items: int) -> sp.csr_matrix:
+        """Binary user x item matrix with sorted column indices."""
+        m = sp.csr_matrix(
+            (np.ones(len(self.users), dtype=np.float32), (self.users, self.items)),
+            shape=(n_users, n_items),
+        )
+        m.sum_duplicates()
+        m.data[:] = 1.0
+        m.sort_indices()
+        return m
+
+
+@dataclass(frozen=True)
+class Split:
+    """A dataset ready for training: train/valid/test pairs over shared id maps.
+
+    truth: for synthetic data, the planted user x item preference matrix (CSR, 1 = the user truly
+        likes the item), so diagnostics can tell false negatives from true ones; None otherwise.
+    notes: what was done to the data (drops, hold-outs), one line each.
+    """
+
+    name: str
+    train: Pairs
+    valid: Pairs
+    test: Pairs
+    user_map: IdMap
+    item_map: IdMap
+    truth: sp.csr_matrix | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_map)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_map)
+
+    def summary(self) -> str:
+        n = len(self.train) + len(self.valid) + len(self.test)
+        dens = n / max(1, self.n_users * self.n_items)
+        return (f"{self.name}: {self.n_users:,} users, {self.n_items:,} items, {n:,} interactions "
+                f"(train {len(self.train):,} / valid {len(self.valid):,} / test "
+                f"{len(self.test):,}), density {dens:.5f}")
+
+
+def _per_user_counts(users_sorted: np.ndarray, n_users: int):
+    counts = np.bincount(users_sorted, minlength=n_users)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.arange(len(users_sorted)) - starts[users_sorted]
+    return counts, rank
+
+
+def _holdout_counts(counts: np.ndarray, ratio: float, min_n: int = 3) -> np.ndarray:
+    if ratio <= 0:
+        return np.zeros_like(counts)
+    k = np.floor(ratio * counts + 0.5).astype(np.int64)
+    return np.where(counts >= min_n, np.maximum(k, 1), 0)
+
+
+def ordered_split(data: Interactions, order: np.ndarray, valid_ratio: float,
+                  test_ratio: float, min_n: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boolean masks (train, valid, test) over `data` rows, given a per-user order of rows.
+
+    `order` must sort rows by user first; within a user, later rows are held out first.
+    """
+    u = data.users[order]
+    counts, rank = _per_user_counts(u, data.n_users)
+    n_test = _holdout_counts(counts, test_ratio, min_n)
+    n_valid = _holdout_counts(counts, valid_ratio, min_n)
+    # never hold out everything: at least one train interaction per user
+    n_valid = np.minimum(n_valid, np.maximum(counts - n_test - 1, 0))
+    from_end = counts[u] - rank  # 1 for the user's last row
+    test_s = from_end <= n_test[u]
+    valid_s = ~test_s & (from_end <= n_test[u] + n_valid[u])
+    test = np.zeros(len(data), bool)
+    valid = np.zeros(len(data), bool)
+    test[order] = test_s
+    valid[order] = valid_s
+    return ~(test | valid), valid, test
+
+
+def temporal_split(data: Interactions, valid_ratio=0.1, test_ratio=0.1):
+    """Per user: latest `test_ratio` -> test, the `valid_ratio` before -> valid (see module doc)."""
+    if data.times is None:
+        raise DataError("the temporal split needs timestamps: give a timestamp column "
+                        "(--columns user,item,timestamp) or use --split random")
+    order = np.lexsort((np.arange(len(data)), data.times, data.users))
+    return ordered_split(data, order, valid_ratio, test_ratio)
+
+
+def random_split(data: Interactions, rng: np.random.Generator, valid_ratio=0.1, test_ratio=0.1):
+    """Per user: a seeded random `test_ratio` -> test and `valid_ratio` -> valid."""
+    order = np.lexsort((rng.random(len(data)), data.users))
+    return ordered_split(data, order, valid_ratio, test_ratio)
+
+
+def dedupe(data: Interactions, log: Callable[[str], None]) -> Interactions:
+    """Keep one row per (user, item): the earliest in time (then in file order)."""
+    key = data.users * data.n_items + data.items
+    if data.times is not None:
+        order = np.lexsort((np.arange(len(data)), data.times, key))
+    else:
+        order = np.argsort(key, kind="stable")
+    ks = key[order]
+    first = np.ones(len(ks), bool)
+    first[1:] = ks[1:] != ks[:-1]
+    n_dup = int((~first).sum())
+    if n_dup == 0:
+        return data
+    log(f"dropped {n_dup:,} duplicate (user, item) rows, keeping the earliest of each")
+    keep = np.zeros(len(data), bool)
+    keep[order[first]] = True
+    return data.select(keep)
+
+
+def _split_given(parts: dict, seed: int, valid_ratio: float, name: str,
+                 log: Callable[[str], None]) -> Split:
+    allu = np.concatenate([p[0] for p in parts.values()])
+    alli = np.concatenate([p[1] for p in parts.values()])
+    umap, uc = make_idmap(allu)
+    imap, ic = make_idmap(alli)
+    sizes = np.cumsum([0] + [len(p[0]) for p in parts.values()])
+    coded = {k: Pairs(uc[a:b], ic[a:b]) for k, a, b in zip(parts, sizes[:-1], sizes[1:])}
+    n_u, n_i = len(umap), len(imap)
+    notes: list[str] = []
+
+    def note(msg: str) -> None:
+        notes.append(msg)
+        log(msg)
+
+    def unique_pairs(p: Pairs, what: str) -> Pairs:
+        key = np.unique(p.users * n_i + p.items)
+        if len(key) < len(p):
+            note(f"{what}: dropped {len(p) - len(key):,} duplicate (user, item) pairs")
+        return Pairs(key // n_i, key % n_i)
+
+    train = unique_pairs(coded["train"], "train")
+    if "valid" in coded:
+        valid = unique_pairs(coded["valid"], "valid")
+    else:
+        rng = np.random.default_rng(seed)
+        data = Interactions(train.users, train.items, None, umap, imap)
+        tr, va, _ = ordered_split(data, np.lexsort((rng.random(len(train)), train.users)),
+                                  valid_ratio, 0.0, min_n=2)
+        valid = Pairs(train.users[va], train.items[va])
+        train = Pairs(train.users[tr], train.items[tr])
+        note(f"no valid file: held out {len(valid):,} random train pairs "
+             f"({valid_ratio:.0%} of each user's train items, seed {seed}) as validation")
+    test = unique_pairs(coded["test"], "test")
+    return _finish(name, train, valid, test, umap, imap, None, notes, log)
+
+
+def _finish(name, train: Pairs, valid: Pairs, test: Pairs, umap: IdMap, imap: IdMap, truth,
+            notes: list[str], log) -> Split:
+    """Apply the held-out rules of the module doc and report what they drop."""
+    n_u, n_i = len(umap), len(imap)
+    train_key = np.unique(train.users * n_i + train.items)
+    has_train = np.bincount(train.users, minlength=n_u) > 0
+
+    def clean(p: Pairs, what: str) -> Pairs:
+        key = p.users * n_i + p.items
+        overlap = np.isin(key, train_key)
+        cold = ~has_train[p.users]
+        if overlap.any():
+            notes.append(m := f"{what}: dropped {int(overlap.sum()):,} pairs also in train")
+            log(m)
+        if (cold & ~overlap).any():
+            notes.append(m := f"{what}: dropped {int((cold & ~overlap).sum()):,} pairs of "
+                         f"{len(np.unique(p.users[cold])):,} users with no train interaction")
+            log(m)
+        keep = ~overlap & ~cold
+        return Pairs(p.users[keep], p.items[keep])
+
+    valid, test = clean(valid, "valid"), clean(test, "test")
+    unseen = ~np.isin(test.items, train.items)
+    if unseen.any():
+        notes.append(m := f"test: {int(unseen.sum()):,} pairs have items never seen in train; "
+                     "they stay (as misses a model can hardly rank)")
+        log(m)
+    if len(train) == 0:
+        raise DataError(f"{name}: the training set is empty")
+    return Split(name, train, valid, test, umap, imap, truth, tuple(notes))
+
+
+def split_interactions(data: Interactions, how: str, seed: int, valid_ratio: float,
+                       test_ratio: float, name: str, truth=None,
+                       log: Callable[[str], None] = print) -> Split:
+    """De-duplicate, then split `data` by 'temporal' or 'random' (see module doc)."""
+    notes: list[str] = []
+
+    def note(msg: str) -> None:
+        notes.append(msg)
+        log(msg)
+
+    data = dedupe(data, note)
+    if how == "temporal":
+        tr, va, te = temporal_split(data, valid_ratio, test_ratio)
+    elif how == "random":
+        tr, va, te = random_split(data, np.random.default_rng(seed), valid_ratio, test_ratio)
+    else:
+        raise DataError(f"split {how!r} needs a pre-split dataset; for a single file use "
+                        "'temporal' or 'random'")
+    small = np.bincount(data.users, minlength=data.n_users)
+    n_small = int(((small > 0) & (small < 3)).sum())
+    if n_small and (valid_ratio > 0 or test_ratio > 0):
+        note(f"{n_small:,} users with fewer than 3 interactions are kept in train only")
+    p = lambda m: Pairs(data.users[m], data.items[m])  # noqa: E731
+    return _finish(name, p(tr), p(va), p(te), data.user_map, data.item_map, truth, notes, log)
+
+
+def load_split(cfg, log: Callable[[str], None] = print) -> Split:
+    """Build the `Split` a `DataConfig` describes (built-in synthetic data or a path)."""
+    from .synthetic import SYNTHETIC, generate
+
+    if cfg.data in SYNTHETIC:
+        syn = generate(SYNTHETIC[cfg.data], seed=cfg.seed)
+        split = cfg.split if cfg.split != "auto" else "temporal"
+        data = syn.interactions
+        if cfg.kcore > 1:
+            raise DataError("k-core filtering of the synthetic data is not supported")
+        return split_interactions(data, split, cfg.seed, cfg.valid_ratio, cfg.test_ratio,
+                                  cfg.data, truth=syn.truth, log=log)
+    path = Path(cfg.data).expanduser()
+    fmt = detect_format(path) if cfg.format == "auto" else cfg.format
+    name = path.name if path.is_dir() else path.stem
+    if fmt == "lightgcn":
+        if not path.is_dir():
+            raise DataError(f"{path}: the LightGCN format is a folder with train.txt/test.txt")
+        split = cfg.split if cfg.split != "auto" else "given"
+        given = read_lightgcn(path)
+        if split == "given":
+            if cfg.kcore > 1:
+                raise DataError("--kcore applies to single files; a given split is used as is")
+            return _split_given(given.parts, cfg.seed, cfg.valid_ratio, name, log)
+        # re-split the union of the files
+        u = np.concatenate([p[0] for p in given.parts.values()])
+        i = np.concatenate([p[1] for p in given.parts.values()])
+        umap, uc = make_idmap(u)
+        imap, ic = make_idmap(i)
+        data = Interactions(uc, ic, None, umap, imap)
+    elif fmt == "csv":
+        if not path.is_file():
+            raise DataError(f"{path}: the csv format reads one file")
+        data = read_delimited(path, cfg.columns)
+        split = cfg.split if cfg.split != "auto" else (
+            "temporal" if data.times is not None else "random")
+        if split == "given":
+            raise DataError(f"{path}: --split given needs a LightGCN-format folder "
+                            "(train.txt, test.txt[, valid.txt])")
+    else:
+        raise DataError(f"unknown format {fmt!r}; choose auto, lightgcn or csv")
+    if cfg.kcore > 1:
+        data = k_core(data, cfg.kcore, log)
+    data = compact(data)
+    return split_interactions(data, split, cfg.seed, cfg.valid_ratio, cfg.test_ratio, name,
+                              log=log)
