@@ -1,0 +1,127 @@
+"""Readers (with their error messages), k-core, and the split rules."""
+
+import numpy as np
+import pytest
+
+from softbpr.config import DataConfig
+from softbpr.data import DataError, Interactions, k_core, make_idmap, read_delimited, read_lightgcn
+from softbpr.split import load_split, random_split, split_interactions, temporal_split
+
+
+def write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_lightgcn_reader_and_errors(tmp_path):
+    d = tmp_path / "lg"
+    d.mkdir()
+    write(d, "train.txt", "0 1 2\n1 2 3 4\n\n2 0\n")
+    write(d, "test.txt", "0 3\n1 0\n2 4\n")
+    g = read_lightgcn(d)
+    assert sorted(g.parts) == ["test", "train"]
+    assert g.parts["train"][0].tolist() == [0, 0, 1, 1, 1, 2]
+    for bad, what in (("0 1\n1 -2\n", "2: a negative id"), ("0 1\n1 x3\n", "2: a non-integer"),
+                      ("0 1.5\n", "1: a non-integer"), ("", "empty")):
+        write(d, "train.txt", bad)
+        with pytest.raises(DataError, match=what) as e:
+            read_lightgcn(d)
+        assert "train.txt" in str(e.value)
+
+
+def test_given_split_holds_out_valid_and_says_so(tmp_path):
+    d = tmp_path / "lg"
+    d.mkdir()
+    rows = "\n".join(f"{u} " + " ".join(str((u + k) % 30) for k in range(10)) for u in range(8))
+    write(d, "train.txt", rows + "\n")
+    write(d, "test.txt", "\n".join(f"{u} {(u + 20) % 30}" for u in range(8)) + "\n")
+    logs = []
+    s = load_split(DataConfig(data=str(d)), log=logs.append)
+    assert len(s.train) == 72 and len(s.valid) == 8 and len(s.test) == 8
+    assert any("no valid file" in n for n in s.notes) and any("no valid file" in m for m in logs)
+    tr = set(zip(s.train.users, s.train.items))
+    assert not tr & set(zip(s.valid.users, s.valid.items))
+    s2 = load_split(DataConfig(data=str(d)), log=lambda m: None)
+    assert np.array_equal(s.valid.items, s2.valid.items)  # seeded
+
+
+@pytest.mark.parametrize("text,columns", [
+    ("user,item,timestamp\nA,x,3\nA,y,1\nB,x,2\n", "user,item,timestamp"),
+    ("A\tx\t5\t3\nA\ty\t5\t1\nB\tx\t4\t2\n", "user,item,rating,timestamp"),
+    ("A::x::3\nA::y::1\nB::x::2\n", "user,item,timestamp"),
+    ("A x 3 extra\nA y 1 extra\nB x 2 extra\n", "user,item,timestamp"),
+])
+def test_delimited_variants(tmp_path, text, columns):
+    p = write(tmp_path, "f.csv", text)
+    d = read_delimited(p, columns)
+    assert d.user_map.ids.tolist() == ["A", "B"] and d.item_map.ids.tolist() == ["x", "y"]
+    assert d.times.tolist() == [3.0, 1.0, 2.0]
+
+
+def test_delimited_errors(tmp_path):
+    with pytest.raises(DataError, match=r"f.csv:3: expected at least 2 fields"):
+        read_delimited(write(tmp_path, "f.csv", "1,2\n3,4\n5\n"), "user,item")
+    with pytest.raises(DataError, match="not a number"):
+        read_delimited(write(tmp_path, "g.csv", "1,2,a\n"), "user,item,timestamp")
+    with pytest.raises(DataError, match="empty"):
+        read_delimited(write(tmp_path, "h.csv", "\n\n"))
+
+
+def test_integer_ids_stay_integers():
+    m, codes = make_idmap(np.array(["10", "7", "10", "900000000000"]))
+    assert m.ids.dtype == np.int64 and m.ids.tolist() == [7, 10, 900000000000]
+    assert codes.tolist() == [1, 0, 1, 2]
+    assert m.to_internal(["900000000000", 7]).tolist() == [2, 0]
+    with pytest.raises(KeyError, match="unknown id"):
+        m.to_internal([8])
+
+
+def inter(users, items, times=None):
+    um, u = make_idmap(np.array(users))
+    im, i = make_idmap(np.array(items))
+    return Interactions(u, i, None if times is None else np.array(times, float), um, im)
+
+
+def test_k_core_is_iterative():
+    # item 9 has 1 interaction -> dropped; then user 2 falls below 2 -> dropped
+    d = inter([0, 0, 1, 1, 2, 2], [1, 2, 1, 2, 1, 9])
+    msgs = []
+    out = k_core(d, 2, msgs.append)
+    assert out.n_users == 2 and out.n_items == 2 and len(out) == 4
+    assert "dropped 1 users and 1 items" in msgs[0]
+
+
+def test_temporal_split_takes_latest_with_file_order_ties():
+    # one user, 10 events; times 0..9 except a tie at the end: rows 8 and 9 both at t=9
+    times = [0, 1, 2, 3, 4, 5, 6, 7, 9, 9]
+    d = inter([0] * 10, list(range(10)), times)
+    tr, va, te = temporal_split(d, 0.1, 0.1)
+    assert np.flatnonzero(te).tolist() == [9]  # tie broken by file order: the later row
+    assert np.flatnonzero(va).tolist() == [8]
+    assert tr.sum() == 8
+
+
+def test_split_counts_and_small_users():
+    users = [0] * 20 + [1] * 2
+    d = inter(users, list(range(20)) + [0, 1], list(range(22)))
+    s = split_interactions(d, "temporal", 0, 0.1, 0.1, "t", log=lambda m: None)
+    assert len(s.test) == 2 and len(s.valid) == 2  # user 0: 2 + 2; user 1 keeps both in train
+    assert any("fewer than 3" in n for n in s.notes)
+    tr, va, te = random_split(d, np.random.default_rng(1), 0.1, 0.1)
+    tr2, va2, te2 = random_split(d, np.random.default_rng(1), 0.1, 0.1)
+    assert (te == te2).all() and not (tr & te).any() and not (va & te).any()
+
+
+def test_duplicates_dropped_with_count_keep_earliest():
+    d = inter([0, 0, 0, 0, 0], [1, 1, 2, 3, 4], [5, 1, 2, 3, 4])
+    logs = []
+    s = split_interactions(d, "temporal", 0, 0.0, 0.2, "t", log=logs.append)
+    assert "dropped 1 duplicate" in logs[0]
+    # earliest copy of item 1 (t=1) kept -> latest is item 4 (t=4) -> test
+    assert s.test.items.tolist() == [3]  # internal index of external item 4
+
+
+def test_temporal_needs_timestamps():
+    with pytest.raises(DataError, match="timestamps"):
+        temporal_split(inter([0, 0], [1, 2]))
