@@ -1,4 +1,7 @@
-"""Command line: `softbpr train | evaluate`. `main(argv) -> exit code`; no work at import time."""
+"""Command line: `softbpr train | evaluate | recommend | export`.
+
+`main(argv) -> exit code`; no work at import time.
+"""
 
 from __future__ import annotations
 
@@ -62,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir")
     e.add_argument("--topk", default=None, help="cut-offs (default: the run's)")
     e.add_argument("--device", default="auto")
+    _add_use_commands(sub)
     return p
 
 
@@ -130,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
             return _train(args)
         if args.command == "evaluate":
             return _evaluate(args)
+        if args.command == "recommend":
+            return _recommend(args)
+        if args.command == "export":
+            return _export(args)
     except TrainingDiverged as e:
         print(f"softbpr: training diverged: {e}", file=sys.stderr)
         return 3
@@ -138,6 +146,109 @@ def main(argv: list[str] | None = None) -> int:
         print(f"softbpr: error: {msg}", file=sys.stderr)
         return 2
     return 2
+
+
+# ----------------------------------------------------------------------------------------------
+# Using a trained model: recommend, export (see recommend.py)
+
+RECOMMEND_EPILOG = """\
+exit status: 0 when every user was served (known, or unknown with --fallback popular);
+1 when some users are unknown and no fallback was asked (the known users are still printed);
+2 on other errors. Ids are the data file's own ids; "42" matches the integer id 42."""
+
+
+def _add_use_commands(sub) -> None:
+    r = sub.add_parser("recommend", help="top-K unseen items per user from a run's checkpoint",
+                       epilog=RECOMMEND_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("run_dir")
+    r.add_argument("--user", action="append", default=[], metavar="ID",
+                   help="external user id (repeatable)")
+    r.add_argument("--users-file", metavar="F",
+                   help="file with one user id per line ('-' = stdin; blank lines skipped)")
+    r.add_argument("--k", type=int, default=10, help="items per user (default 10)")
+    r.add_argument("--include-seen", action="store_true",
+                   help="keep the user's training items (default: excluded)")
+    r.add_argument("--fallback", choices=["popular"], default=None,
+                   help="for unknown users: the items with the most training interactions")
+    r.add_argument("--format", choices=["table", "json", "csv"], default="table",
+                   help="output format (default table)")
+    r.add_argument("--device", default="auto")
+    x = sub.add_parser("export", help="write final user/item embeddings with external ids",
+                       description="FILE.npz: arrays user_ids, item_ids, user_embeddings, "
+                                   "item_embeddings. FILE.parquet: FILE.users.parquet and "
+                                   "FILE.items.parquet with columns id, embedding (needs "
+                                   "pyarrow).")
+    x.add_argument("run_dir")
+    x.add_argument("--out", required=True, metavar="FILE", help="a .npz or .parquet file name")
+    x.add_argument("--device", default="auto")
+
+
+def _read_user_ids(args) -> list[str]:
+    ids = list(args.user)
+    if args.users_file:
+        fh = sys.stdin if args.users_file == "-" else open(args.users_file, encoding="utf-8")
+        with fh:
+            ids += [ln.strip() for ln in fh if ln.strip()]
+    if not ids:
+        raise ValueError("no users: give --user ID (repeatable) or --users-file F")
+    return ids
+
+
+def _print_recs(recs, fmt: str) -> None:
+    if fmt == "json":
+        print(json.dumps([r.to_dict() for r in recs], indent=2))
+        return
+    rows = [(str(r.user), str(n), str(it), f"{s:.4f}", r.source)
+            for r in recs for n, (it, s) in enumerate(zip(r.items.tolist(), r.scores), 1)]
+    head = ("user", "rank", "item", "score", "source")
+    if fmt == "csv":
+        import csv
+
+        w = csv.writer(sys.stdout, lineterminator="\n")
+        w.writerow(head)
+        w.writerows(rows)
+        return
+    widths = [max(len(c) for c in col) for col in zip(head, *rows)]
+    for row in (head, *rows):
+        print("  ".join(c.ljust(wd) if j != 3 else c.rjust(wd)
+                        for j, (c, wd) in enumerate(zip(row, widths))).rstrip())
+
+
+def _recommend(args) -> int:
+    from .recommend import load
+
+    ids = _read_user_ids(args)
+    rec = load(args.run_dir, args.device)
+    unknown = [u for u in ids if not rec.has_user(u)]
+    served = ids if args.fallback else [u for u in ids if rec.has_user(u)]
+    recs = rec.recommend(served, k=args.k, exclude_seen=not args.include_seen,
+                         fallback=args.fallback) if served else []
+    _print_recs(recs, args.format)
+    if not unknown:
+        return 0
+    names = ", ".join(repr(u) for u in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+    if args.fallback:
+        print(f"softbpr: {len(unknown)} unknown user(s) got popular items: {names}",
+              file=sys.stderr)
+        return 0
+    print(f"softbpr: error: {len(unknown)} unknown user(s) (no training interactions in this "
+          f"run): {names}; pass --fallback popular to serve them popular items", file=sys.stderr)
+    return 1
+
+
+def _export(args) -> int:
+    from .recommend import load
+
+    rec = load(args.run_dir, args.device)
+    try:
+        files = rec.export(args.out)
+    except ModuleNotFoundError as e:
+        print(f"softbpr: error: {e}", file=sys.stderr)
+        return 2
+    print(f"{len(rec.user_ids):,} users, {len(rec.item_ids):,} items, dim "
+          f"{rec.user_embeddings.shape[1]} -> {', '.join(str(f) for f in files)}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 Every model is an `nn.Module` with
     propagate(graph) -> Embeddings       # one full pass; scores are dot products of the pooled
+    pool(layers) -> Tensor               # per-layer rows [.., d] -> the pooled representation
     layer0_users(idx), layer0_items(idx) # ego rows, for the L2 penalty on the batch
 and a `MODELS` name -> class dict used only at the config/CLI edge.
 """
@@ -58,6 +59,10 @@ class MF(nn.Module):
     def propagate(self, graph: InteractionGraph | None = None) -> Embeddings:
         return Embeddings(self.user_emb, self.item_emb, (self.user_emb,), (self.item_emb,))
 
+    def pool(self, layers: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """Combine per-layer rows (each [..., d]) into the final representation: the mean."""
+        return layers[0] if len(layers) == 1 else torch.stack(list(layers), 0).mean(0)
+
     def layer0_users(self, idx: torch.Tensor) -> torch.Tensor:
         return self.user_emb[idx]
 
@@ -83,7 +88,7 @@ class LightGCN(MF):
         for _ in range(self.layers):
             x = sym_spmm(graph.adj, x)
             outs.append(x)
-        pooled = torch.stack(outs, 0).mean(0)  # [N, d]
+        pooled = self.pool(outs)  # [N, d]
         U = self.n_users
         return Embeddings(pooled[:U], pooled[U:], tuple(o[:U] for o in outs),
                           tuple(o[U:] for o in outs))

@@ -1,7 +1,9 @@
 """Negative samplers: given a batch of (user, positive) pairs, return one negative per pair.
 
 Every sampler has `sample(users, pos, emb, graph, generator) -> Negatives` and is chosen by name
-from `SAMPLERS` at the config edge. Candidates are always drawn uniformly from the items that are
+from `SAMPLERS` at the config edge. A sampler may also define `setup(model, graph, split, device,
+generator)`, called once before training (e.g. to pre-train a GAN generator), and `stats()`
+returning a dict of per-epoch figures (reset on read) that the trainer adds to history.jsonl. Candidates are always drawn uniformly from the items that are
 not the user's *training* positives (valid/test items can be drawn: the sampler must not see
 held-out labels).
 """
@@ -20,10 +22,16 @@ from .models import Embeddings
 
 @dataclass(frozen=True)
 class Negatives:
-    """items: int64 [B] chosen item indices; emb: [B, d'] their pooled embeddings (with grad)."""
+    """One negative per pair.
 
-    items: torch.Tensor
+    items: int64 [B] chosen real items, or None for synthetic negatives (MixGCF).
+    emb: [B, d'] pooled negative representations, with gradient (what the loss scores).
+    ego: [B, d] layer-0 rows for the L2 penalty; None = the ego rows of `items`.
+    """
+
+    items: torch.Tensor | None
     emb: torch.Tensor
+    ego: torch.Tensor | None = None
 
 
 def uniform_candidates(graph: InteractionGraph, users: torch.Tensor, n: int,

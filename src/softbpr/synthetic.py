@@ -32,11 +32,11 @@ from .data import IdMap, Interactions
 
 @dataclass(frozen=True)
 class SyntheticSpec:
-    n_users: int = 6000
-    n_items: int = 4000
+    n_users: int = 3000
+    n_items: int = 2000
     dim: int = 16
-    n_clusters: int = 24
-    mean_likes: float = 80.0
+    n_clusters: int = 16
+    mean_likes: float = 60.0
     min_likes: int = 20
     observe_prob: float = 0.35
     min_obs: int = 8

@@ -100,8 +100,8 @@ def train_one_epoch(model: MF, graph: InteractionGraph, sampler, loss_fn, reg: f
         sample_s += time.perf_counter() - ts
         eu, ei = emb.user[users], emb.item[pos]
         loss = loss_fn(eu, ei, neg.emb)
-        penalty = l2_penalty(model.layer0_users(users), model.layer0_items(pos),
-                             model.layer0_items(neg.items))
+        neg_ego = neg.ego if neg.ego is not None else model.layer0_items(neg.items)
+        penalty = l2_penalty(model.layer0_users(users), model.layer0_items(pos), neg_ego)
         total = loss + reg * penalty
         optimizer.zero_grad(set_to_none=True)
         total.backward()
@@ -114,7 +114,7 @@ def train_one_epoch(model: MF, graph: InteractionGraph, sampler, loss_fn, reg: f
             tot += torch.stack([loss.detach().double() * m, penalty.detach().double() * m,
                                 gap.double().sum(), delta.double().sum(),
                                 torch.tensor(float(m), dtype=torch.float64, device=dev)])
-            if diag_keys:
+            if diag_keys and neg.items is not None:
                 q = users * graph.n_items + neg.items
                 for k, keys in diag_keys.items():
                     fn_hits[k] += _member(keys, q).sum()
@@ -127,6 +127,8 @@ def train_one_epoch(model: MF, graph: InteractionGraph, sampler, loss_fn, reg: f
            "score_gap": vals[2] / vals[4], "grad_weight": vals[3] / vals[4]}
     for k, v in fn_hits.items():
         out[k] = float(v) / vals[4]
+    if hasattr(sampler, "stats"):
+        out.update(sampler.stats())
     return out
 
 
@@ -183,6 +185,8 @@ def fit(exp: Experiment, split: Split | None = None, out_dir: str | Path | None 
     model = build_model(m.name, split.n_users, split.n_items, m.dim, m.layers, m.init,
                         init_gen).to(device)
     sampler = build_sampler(exp.sampler.name, exp.sampler.pool_size)
+    if hasattr(sampler, "setup"):
+        sampler.setup(model, graph, split, device, gen)
     loss_fn = build_loss(exp.loss.name, exp.loss.alpha)
     opt = torch.optim.Adam(model.parameters(), lr=exp.train.lr)
     train_u = torch.from_numpy(split.train.users).to(device)

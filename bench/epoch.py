@@ -1,0 +1,185 @@
+"""Seconds per training epoch (per sampler) and per full evaluation, with the cost ratios.
+
+    python bench/epoch.py                       # default dataset, ml-100k and Gowalla if present
+    python bench/epoch.py --datasets synthetic --device cuda
+    python bench/epoch.py --max-batches 100     # time at most 100 batches, extrapolate the epoch
+
+Datasets: `synthetic` (the built-in default), `ml-100k` (../shared/data/ml-100k/u.data, per-user
+80/20 random split), `gowalla` (../shared/data/gowalla, the LightGCN files). Missing real data is
+skipped with a note. For each: LightGCN (d=64, L=3, batch 2048) epoch time for rns, dns H=16,
+dns H=64 and sdns H=16 (an epoch longer than --max-batches is timed on that many batches and
+extrapolated), one forward and one backward propagation, a full test evaluation (top-50, train
+and valid items masked) and the bare user x item score matmul over the same users. Ratios printed:
+  dns/rns batch      (target <= 1.3: candidate scoring must not dominate)
+  batch / 2 fwd      (target <= 1.5: backward through the symmetric adjacency ~ one forward)
+  eval / matmul      (target <= 1.5: masking + top-k must stay cheap)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from softbpr.config import DataConfig
+from softbpr.graph import InteractionGraph
+from softbpr.losses import build_loss
+from softbpr.models import build_model
+from softbpr.samplers import build_sampler
+from softbpr.seeding import pick_device
+from softbpr.split import load_split
+from softbpr.train import evaluate_model, train_one_epoch
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SAMPLERS = [("rns", "uniform", "bpr", 1), ("dns H=16", "dns", "bpr", 16),
+            ("dns H=64", "dns", "bpr", 64), ("sdns H=16", "dns", "soft_bpr", 16)]
+
+
+def data_config(name: str) -> DataConfig | None:
+    if name == "synthetic":
+        return DataConfig()
+    if name == "ml-100k":
+        p = SHARED / "ml-100k" / "u.data"
+        return DataConfig(data=str(p), columns="user,item,rating,timestamp", split="random",
+                          valid_ratio=0.0, test_ratio=0.2) if p.exists() else None
+    if name == "gowalla":
+        p = SHARED / "gowalla"
+        return DataConfig(data=str(p)) if p.exists() else None
+    raise SystemExit(f"unknown dataset {name!r}")
+
+
+def sync(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def timed(fn, dev, repeat: int) -> float:
+    fn()
+    sync(dev)
+    t = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    sync(dev)
+    return (time.perf_counter() - t) / repeat
+
+
+def bench(name: str, dev: torch.device, max_batches: int, batch: int = 2048) -> dict:
+    cfg = data_config(name)
+    if cfg is None:
+        print(f"\n== {name}: skipped (not found under {SHARED})")
+        return {}
+    t0 = time.perf_counter()
+    split = load_split(cfg, log=lambda m: None)
+    load_s = time.perf_counter() - t0
+    graph = InteractionGraph.from_pairs(split.train, split.n_users, split.n_items, dev)
+    n = len(split.train)
+    n_batches = -(-n // batch)
+    timed_batches = min(n_batches, max_batches)
+    print(f"\n== {split.summary()}\n   load+split {load_s:.1f}s; {n_batches} batches/epoch, "
+          f"timing {timed_batches}" + (" (extrapolated)" if timed_batches < n_batches else ""))
+    rng = np.random.default_rng(0)
+    sel = rng.permutation(n)[:timed_batches * batch]
+    tu = torch.from_numpy(split.train.users[sel]).to(dev)
+    ti = torch.from_numpy(split.train.items[sel]).to(dev)
+    out: dict = {"dataset": name, "users": split.n_users, "items": split.n_items, "train": n,
+                 "batches_per_epoch": n_batches}
+
+    model = build_model("lightgcn", split.n_users, split.n_items, 64, 3, "xavier",
+                        torch.Generator().manual_seed(0)).to(dev)
+    gen = torch.Generator(device=dev).manual_seed(0)
+    per_batch = {}
+    for label, sname, lname, H in SAMPLERS:
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        sampler, loss = build_sampler(sname, H), build_loss(lname, 0.9 if lname != "bpr" else 0)
+        # warm-up on a few batches, then one timed pass
+        train_one_epoch(model, graph, sampler, loss, 1e-4, opt, tu[:2 * batch], ti[:2 * batch],
+                        batch, gen)
+        sync(dev)
+        st = train_one_epoch(model, graph, sampler, loss, 1e-4, opt, tu, ti, batch, gen)
+        pb = st["train_seconds"] / timed_batches
+        per_batch[label] = pb
+        out[f"epoch_s[{label}]"] = pb * n_batches
+        out[f"sample_s[{label}]"] = st["sample_seconds"] / timed_batches * n_batches
+        print(f"   {label:10s} {pb * n_batches:8.2f} s/epoch  ({pb * 1e3:6.1f} ms/batch, "
+              f"sampling {st['sample_seconds'] / timed_batches * 1e3:5.1f} ms/batch)")
+
+    model.train()
+    w = None
+
+    def fwd():
+        return model.propagate(graph)
+
+    def fwd_bwd():
+        nonlocal w
+        e = model.propagate(graph)
+        if w is None:
+            w = (torch.randn_like(e.user), torch.randn_like(e.item))
+        ((e.user * w[0]).sum() + (e.item * w[1]).sum()).backward()
+
+    rep = 10 if split.n_users + split.n_items < 20000 else 3
+    t_f = timed(fwd, dev, rep)
+    t_fb = timed(fwd_bwd, dev, rep)
+    out.update({"forward_ms": t_f * 1e3, "backward_ms": (t_fb - t_f) * 1e3})
+    print(f"   propagation: forward {t_f * 1e3:.1f} ms, backward {(t_fb - t_f) * 1e3:.1f} ms "
+          "per batch (3 layers, full graph)")
+
+    model.eval()
+    t_eval = timed(lambda: evaluate_model(model, graph, split, "test", (20, 50)), dev, 1)
+    with torch.no_grad():
+        emb = model.propagate(graph)
+        users = torch.from_numpy(np.unique(split.test.users)).to(dev)
+        bs = max(1, min(4096, (1 << 25) // split.n_items))
+
+        def bare():
+            for s in range(0, len(users), bs):
+                (emb.user[users[s:s + bs]] @ emb.item.T).max()
+
+        t_mm = timed(bare, dev, 1)
+    out.update({"eval_s": t_eval, "matmul_s": t_mm})
+    print(f"   full evaluation (top-50, masked) {t_eval:.2f} s; bare score matmul {t_mm:.2f} s "
+          f"for {len(users):,} users")
+    r_dns = per_batch["dns H=16"] / per_batch["rns"]
+    r_fwd = per_batch["sdns H=16"] / (2 * t_f)
+    r_eval = t_eval / t_mm
+    out.update({"ratio_dns_rns": r_dns, "ratio_batch_2fwd": r_fwd, "ratio_eval_matmul": r_eval})
+    print(f"   ratios: dns16/rns batch {r_dns:.2f} (<=1.3), sdns batch / 2 fwd {r_fwd:.2f} "
+          f"(<=1.5), eval / matmul {r_eval:.2f} (<=1.5)")
+    return out
+
+
+def machine(dev: torch.device) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    s = f"{cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    if dev.type == "cuda":
+        s += f", GPU {torch.cuda.get_device_name(dev)}"
+    return s
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--datasets", default="synthetic,ml-100k,gowalla")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--max-batches", type=int, default=150)
+    ap.add_argument("--json", help="also write the figures to this JSON file")
+    args = ap.parse_args()
+    dev = pick_device(args.device)
+    print(f"machine: {machine(dev)}; device {dev}")
+    rows = [r for d in args.datasets.split(",") if (r := bench(d.strip(), dev, args.max_batches))]
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": machine(dev), "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
