@@ -15,7 +15,9 @@ def test_contract(name, blocks):
     b = build_model(name, blocks.n_users, blocks.n_items, 8, 2, "xavier",
                     torch.Generator().manual_seed(5))
     ea, eb = a.propagate(g), b.propagate(g)
-    assert ea.user.shape == (blocks.n_users, 8) and ea.item.shape == (blocks.n_items, 8)
+    width = a.out_dim  # d, or d * (L + 1) for NGCF's concatenation
+    assert ea.user.shape == (blocks.n_users, width) and ea.item.shape == (blocks.n_items, width)
+    assert len(ea.user_layers) == len(ea.item_layers) == (1 if name == 'mf' else 3)
     torch.testing.assert_close(ea.user, eb.user)
     (ea.user.sum() + ea.item.sum()).backward()
     assert a.user_emb.grad.abs().sum() > 0 and a.item_emb.grad.abs().sum() > 0

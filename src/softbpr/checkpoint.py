@@ -96,7 +96,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu"):
              for k in ("train", "valid", "test")}
     split = Split(ck["dataset"], pairs["train"], pairs["valid"], pairs["test"], umap, imap)
     m = exp.model
-    model = build_model(m.name, len(umap), len(imap), m.dim, m.layers, m.init)
+    model = build_model(m.name, len(umap), len(imap), m.dim, m.layers, m.init, **m.options())
     model.load_state_dict(ck["state_dict"])
     model.to(device).eval()
     return exp, model, split, ck

@@ -67,57 +67,135 @@ class DataConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = "lightgcn"
-    """lightgcn | mf."""
+    """lightgcn | ngcf | mf."""
     dim: int = 64
-    """Embedding size d."""
+    """Embedding size d (NGCF's pooled vectors are d * (layers + 1) wide)."""
     layers: int = 3
-    """LightGCN propagation layers L (ignored by mf)."""
+    """Propagation layers L of LightGCN / NGCF (ignored by mf)."""
     init: str = "xavier"
     """xavier (uniform, as MixGCF's code) | normal (N(0, 0.1^2), as LightGCN-PyTorch)."""
+    mess_dropout: float = 0.0
+    """NGCF message dropout on each layer's output, training only (0 = off, as MixGCF's README
+    runs; the NGCF code uses 0.1)."""
+    node_dropout: float = 0.0
+    """NGCF node dropout: share of propagation-matrix entries dropped per training pass (0 = off
+    as in both reference READMEs; 0.1 when enabled there)."""
+    ngcf_variant: str = "original"
+    """original (the NGCF authors' code: D^-1 (A+I), one LeakyReLU per branch) | mixgcf
+    (MixGCF's port: LightGCN's D^-1/2 A D^-1/2, one LeakyReLU on the sum). See models.NGCF."""
 
     def __post_init__(self):
-        _choice("model", "name", self.name, ("lightgcn", "mf"))
+        _choice("model", "name", self.name, ("lightgcn", "ngcf", "mf"))
         _choice("model", "init", self.init, ("xavier", "normal"))
+        _choice("model", "ngcf_variant", self.ngcf_variant, ("original", "mixgcf"))
         if self.dim < 1 or self.layers < 0:
             raise ConfigError(f"model.dim must be >= 1 and model.layers >= 0, got "
                               f"{self.dim}, {self.layers}")
+        for k in ("mess_dropout", "node_dropout"):
+            v = getattr(self, k)
+            if not 0.0 <= v < 1.0:
+                raise ConfigError(f"model.{k} must be in [0, 1), got {v}")
+            if v and self.name != "ngcf":
+                raise ConfigError(f"model.{k} = {v} is only used by model 'ngcf' (model is "
+                                  f"{self.name!r})")
+
+    def options(self) -> dict:
+        """Keyword arguments of the chosen model beyond (dim, layers, init): see build_model."""
+        if self.name == "ngcf":
+            return {"mess_dropout": self.mess_dropout, "node_dropout": self.node_dropout,
+                    "variant": self.ngcf_variant}
+        return {}
+
+
+GAN_SAMPLERS = ("irgan", "advir")
 
 
 @dataclass(frozen=True)
 class SamplerConfig:
     name: str = "dns"
-    """uniform (RNS) | dns (H candidates, keep the highest-scored)."""
+    """uniform (RNS) | dns (H candidates, keep the highest-scored) | mixgcf (positive + hop
+    mixing of H candidates: a synthetic negative) | irgan | advir (a generator samples the
+    negative; see samplers.py)."""
     pool_size: int = 16
-    """H: candidates per positive pair for dns (the paper searches 8, 16, 32, 64)."""
+    """H: candidates per positive pair for dns and mixgcf (the paper searches 8, 16, 32, 64;
+    MixGCF's README uses 64 on Yelp2018, 32 on Alibaba, 16 on Amazon)."""
+    temperature: float = 0.2
+    """irgan/advir: negatives are drawn from softmax(generator score / temperature) over the
+    user's non-train items (0.2 as IRGAN's code samples for the discriminator)."""
+    gen_dim: int = 64
+    """irgan/advir: generator (MF with item bias) embedding size (IRGAN's ML-100K code: 5)."""
+    gen_lr: float = 1e-3
+    """irgan/advir: Adam learning rate of the generator's policy-gradient steps."""
+    gen_samples: int = 2
+    """irgan/advir: items the generator draws per training pair for its policy-gradient step
+    (IRGAN's code draws 2 per positive)."""
+    gen_pretrain_epochs: int = 10
+    """irgan/advir: epochs of DNS(5)-BPR pre-training of the generator before training (IRGAN
+    starts G from a DNS-trained MF); 0 = start from the uniform(±0.05) init."""
 
     def __post_init__(self):
-        _choice("sampler", "name", self.name, ("uniform", "dns"))
+        _choice("sampler", "name", self.name, ("uniform", "dns", "mixgcf", *GAN_SAMPLERS))
         if not isinstance(self.pool_size, int) or self.pool_size < 1:
             raise ConfigError(f"sampler.pool_size (H) must be an integer >= 1, got "
                               f"{self.pool_size!r}")
+        if not self.temperature > 0:
+            raise ConfigError(f"sampler.temperature must be > 0, got {self.temperature}")
+        if not self.gen_lr > 0:
+            raise ConfigError(f"sampler.gen_lr must be > 0, got {self.gen_lr}")
+        for k in ("gen_dim", "gen_samples"):
+            if getattr(self, k) < 1:
+                raise ConfigError(f"sampler.{k} must be >= 1, got {getattr(self, k)}")
+        if self.gen_pretrain_epochs < 0:
+            raise ConfigError(f"sampler.gen_pretrain_epochs must be >= 0, got "
+                              f"{self.gen_pretrain_epochs}")
+
+    def options(self) -> dict:
+        """Keyword arguments of the chosen sampler beyond pool_size: see build_sampler."""
+        if self.name in GAN_SAMPLERS:
+            return {"temperature": self.temperature, "gen_dim": self.gen_dim,
+                    "gen_lr": self.gen_lr, "gen_samples": self.gen_samples,
+                    "pretrain_epochs": self.gen_pretrain_epochs}
+        return {}
+
+
+NO_ALPHA_LOSSES = ("bpr", "adv_bpr")
 
 
 @dataclass(frozen=True)
 class LossConfig:
     name: str = "soft_bpr"
-    """bpr | soft_bpr (-ln σ((1-α)(ŷ_ui-ŷ_uj))) | mixed_bpr (BPR on α e_i + (1-α) e_j)."""
+    """bpr | soft_bpr (-ln σ((1-α)(ŷ_ui-ŷ_uj))) | mixed_bpr (BPR on α e_i + (1-α) e_j) |
+    adv_bpr (BPR + adv_weight · BPR on ε-perturbed embeddings: AdvIR's adversarial training)."""
     alpha: float | None = None
     """α in [0, 1); the soft factor is τ = 1-α. Default 0.9 (τ = 0.1) for soft_bpr/mixed_bpr;
-    must be unset (or 0) for bpr."""
+    must be unset (or 0) for bpr and adv_bpr."""
+    eps: float = 0.5
+    """adv_bpr: L2 norm ε of the per-row adversarial perturbation (APR's default 0.5)."""
+    adv_weight: float = 1.0
+    """adv_bpr: weight of the loss on the perturbed embeddings (APR's default λ = 1)."""
 
     def __post_init__(self):
-        _choice("loss", "name", self.name, ("bpr", "soft_bpr", "mixed_bpr"))
+        _choice("loss", "name", self.name, ("bpr", "soft_bpr", "mixed_bpr", "adv_bpr"))
+        if self.eps < 0 or self.adv_weight < 0:
+            raise ConfigError(f"loss.eps and loss.adv_weight must be >= 0, got {self.eps}, "
+                              f"{self.adv_weight}")
         a = self.alpha
-        if self.name == "bpr":
+        if self.name in NO_ALPHA_LOSSES:
             if a not in (None, 0, 0.0):
-                raise ConfigError(f"loss.alpha = {a} has no effect with loss 'bpr'; use "
-                                  "loss 'soft_bpr' (or preset sdns)")
+                raise ConfigError(f"loss.alpha = {a} has no effect with loss {self.name!r}; "
+                                  "use loss 'soft_bpr' (or preset sdns)")
             object.__setattr__(self, "alpha", 0.0)
         else:
             a = 0.9 if a is None else float(a)
             if not 0.0 <= a < 1.0:
                 raise ConfigError(f"loss.alpha must be in [0, 1), got {a}")
             object.__setattr__(self, "alpha", a)
+
+    def options(self) -> dict:
+        """Keyword arguments of the chosen loss beyond alpha: see losses.build_loss."""
+        if self.name == "adv_bpr":
+            return {"eps": self.eps, "weight": self.adv_weight}
+        return {}
 
 
 @dataclass(frozen=True)
@@ -128,7 +206,7 @@ class TrainConfig:
     """λ of the L2 penalty on the batch's layer-0 rows: λ·Σ||e||²/2/batch (LightGCN's)."""
     batch_size: int = 2048
     """Training pairs per step; an epoch visits every training pair once, shuffled."""
-    epochs: int = 60
+    epochs: int = 100
     """Maximum number of epochs."""
     eval_every: int = 5
     """Evaluate on validation every N epochs (and after the last one)."""
@@ -177,6 +255,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "dns": {"sampler": {"name": "dns"}, "loss": {"name": "bpr"}},
     "sdns": {"sampler": {"name": "dns"}, "loss": {"name": "soft_bpr"}},
     "sdns-mix": {"sampler": {"name": "dns"}, "loss": {"name": "mixed_bpr"}},
+    # baselines of the paper (samplers.py and losses.py document each)
+    "mixgcf": {"sampler": {"name": "mixgcf"}, "loss": {"name": "bpr"}},
+    "irgan": {"sampler": {"name": "irgan"}, "loss": {"name": "bpr"}},
+    "advir": {"sampler": {"name": "advir"}, "loss": {"name": "adv_bpr"}},
 }
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "sampler": SamplerConfig,
@@ -189,9 +271,14 @@ FLAT: dict[str, tuple[str, str]] = {
     "valid_ratio": ("data", "valid_ratio"), "test_ratio": ("data", "test_ratio"),
     "data_seed": ("data", "seed"),
     "model": ("model", "name"), "dim": ("model", "dim"), "layers": ("model", "layers"),
-    "init": ("model", "init"),
+    "init": ("model", "init"), "mess_dropout": ("model", "mess_dropout"),
+    "node_dropout": ("model", "node_dropout"), "ngcf_variant": ("model", "ngcf_variant"),
     "sampler": ("sampler", "name"), "pool_size": ("sampler", "pool_size"),
-    "loss": ("loss", "name"), "alpha": ("loss", "alpha"),
+    "temperature": ("sampler", "temperature"), "gen_dim": ("sampler", "gen_dim"),
+    "gen_lr": ("sampler", "gen_lr"), "gen_samples": ("sampler", "gen_samples"),
+    "gen_pretrain_epochs": ("sampler", "gen_pretrain_epochs"),
+    "loss": ("loss", "name"), "alpha": ("loss", "alpha"), "eps": ("loss", "eps"),
+    "adv_weight": ("loss", "adv_weight"),
     "lr": ("train", "lr"), "reg": ("train", "reg"), "batch_size": ("train", "batch_size"),
     "epochs": ("train", "epochs"), "eval_every": ("train", "eval_every"),
     "patience": ("train", "patience"), "seed": ("train", "seed"), "device": ("train", "device"),
@@ -282,7 +369,7 @@ def merge(base: dict, updates: dict, origin: str) -> dict:
         else:
             raise ConfigError(f"{origin}: unknown key {key!r}"
                               f"{_suggest(key, list(FLAT) + list(SECTIONS) + ['preset'])}")
-    if loss_named and not alpha_given and out["loss"].get("name") == "bpr":
+    if loss_named and not alpha_given and out["loss"].get("name") in NO_ALPHA_LOSSES:
         out["loss"].pop("alpha", None)  # an inherited α must not block switching to plain BPR
     return out
 

@@ -7,6 +7,9 @@ All are means over the batch and use `logsigmoid` (stable for any score gap).
 Since <e_u, e_j'> = α ŷ_ui + (1−α) ŷ_uj, mixed BPR equals soft BPR exactly, in value and in
 gradient w.r.t. every embedding (eq. 7); `tests/test_losses.py` checks it numerically.
 The gradient weight of a triplet is Δ = 1 − σ((1−α)(ŷ_ui − ŷ_uj)) (eq. 8–9), see `gradient_weight`.
+- adversarial BPR (AdvIR's adversarial training, pairwise form; APR's objective):
+      L = BPR(u, i, j) + w · BPR(u + δ_u, i + δ_i, j + δ_j),   δ_x = ε g_x / ||g_x||₂ per row,
+  g_x = ∂BPR/∂x at the clean embeddings (the fast-gradient, worst-case direction), see `AdvBPR`.
 """
 
 from __future__ import annotations
@@ -51,6 +54,59 @@ class MixedBPR:
         return -F.logsigmoid((u * pos).sum(-1) - (u * mixed).sum(-1)).mean()
 
 
+def adversarial_perturbation(grads: tuple[torch.Tensor, ...], eps: float
+                             ) -> tuple[torch.Tensor, ...]:
+    """δ = ε g / ||g||₂ for each row of each gradient (rows with g = 0 get δ = 0): ||δ|| <= ε."""
+    return tuple(eps * g / g.norm(dim=-1, keepdim=True).clamp_min(1e-12) for g in grads)
+
+
+class AdvBPR:
+    """AdvIR's adversarial training (Park & Chang, WWW 2019), pairwise form, as a loss wrapper.
+
+    L = BPR(u, i, j) + weight · BPR(u + δ_u, i + δ_i, j + δ_j), with δ_x = ε g_x / ||g_x||₂ row by
+    row and g_x = ∂BPR/∂x at the clean (u, i, j) [B, d'] rows: a first-order worst-case
+    perturbation of L2 norm ε, in the direction that increases the loss (FGSM with L2 norm, as
+    AdvIR and APR). δ is a constant (the gradient is taken with create_graph=False and
+    detached), so the second term trains the model to rank correctly *around* its embeddings.
+
+    What is perturbed: the pooled representations the trainer scores (user, positive and the
+    sampled negative — AdvIR perturbs both clicked and sampled examples). APR/AdvIR perturb the
+    embeddings of an MF-style model directly; for a GNN the pooled vector is the embedding that
+    is scored, and perturbing it needs no second propagation. Defaults ε = 0.5 and weight = 1
+    are APR's (He et al., SIGIR 2018), because AdvIR's item-recommendation values could not be
+    verified; both are config fields (loss.eps, loss.adv_weight).
+    `last_delta` keeps the latest (δ_u, δ_i, δ_j) for inspection.
+    """
+
+    alpha = 0.0
+
+    def __init__(self, alpha: float = 0.0, eps: float = 0.5, weight: float = 1.0):
+        if alpha not in (0, 0.0):
+            raise ValueError(f"loss 'adv_bpr' takes no alpha (got {alpha})")
+        if eps < 0 or weight < 0:
+            raise ValueError(f"eps and weight must be >= 0, got {eps}, {weight}")
+        self.eps, self.weight = float(eps), float(weight)
+        self.base = SoftBPR(0.0)
+        self.last_delta: tuple[torch.Tensor, ...] | None = None
+
+    def __call__(self, u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        loss = self.base(u, pos, neg)  # [] clean BPR
+        if self.weight == 0.0 or self.eps == 0.0:
+            return loss * (1.0 + self.weight)  # δ = 0: the perturbed loss is the clean one
+        need = [x for x in (u, pos, neg) if x.requires_grad]
+        if need:
+            gs = iter(torch.autograd.grad(loss, need, retain_graph=True))
+            grads = tuple(next(gs) if x.requires_grad else torch.zeros_like(x)
+                          for x in (u, pos, neg))
+        else:  # no graph (e.g. a check under no_grad): perturb along the analytic gradient
+            with torch.enable_grad():
+                xs = [x.detach().requires_grad_(True) for x in (u, pos, neg)]
+                grads = torch.autograd.grad(self.base(*xs), xs)
+        du, dp, dn = adversarial_perturbation(tuple(g.detach() for g in grads), self.eps)
+        self.last_delta = (du, dp, dn)
+        return loss + self.weight * self.base(u + du, pos + dp, neg + dn)
+
+
 def gradient_weight(diff: torch.Tensor, alpha: float) -> torch.Tensor:
     """Δ = 1 − σ((1−α)·diff) for score gaps diff = ŷ_ui − ŷ_uj (the weight in eq. 8/9)."""
     return 1.0 - torch.sigmoid((1.0 - alpha) * diff)
@@ -65,10 +121,11 @@ def l2_penalty(*rows: torch.Tensor) -> torch.Tensor:
     return sum(r.pow(2).sum() for r in rows) / 2.0 / batch
 
 
-LOSSES = {"bpr": BPR, "soft_bpr": SoftBPR, "mixed_bpr": MixedBPR}
+LOSSES = {"bpr": BPR, "soft_bpr": SoftBPR, "mixed_bpr": MixedBPR, "adv_bpr": AdvBPR}
 
 
-def build_loss(name: str, alpha: float):
+def build_loss(name: str, alpha: float, **options):
+    """Loss `name`; `options` are loss-specific keyword arguments (LossConfig.options())."""
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
-    return LOSSES[name](alpha)
+    return LOSSES[name](alpha, **options)

@@ -4,17 +4,24 @@ Every model is an `nn.Module` with
     propagate(graph) -> Embeddings       # one full pass; scores are dot products of the pooled
     pool(layers) -> Tensor               # per-layer rows [.., d] -> the pooled representation
     layer0_users(idx), layer0_items(idx) # ego rows, for the L2 penalty on the batch
-and a `MODELS` name -> class dict used only at the config/CLI edge.
+    pooling: "mean" | "concat"           # how `pool` combines layers (MixGCF's hop mixing needs it)
+    out_dim                              # width d' of the pooled representation
+and a `MODELS` name -> class dict used only at the config/CLI edge. `model.train()/eval()`
+switches NGCF's dropout on/off; the trainer and the evaluation set the mode.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
+import numpy as np
+import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from .graph import InteractionGraph, sym_spmm
+from .graph import InteractionGraph, normalized_adjacency, sym_spmm
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,8 @@ def _init(weight: torch.Tensor, how: str, generator: torch.Generator | None) -> 
 class MF(nn.Module):
     """Matrix factorisation: score = <e_u, e_i>; no propagation (one layer, the ego one)."""
 
+    pooling = "mean"
+
     def __init__(self, n_users: int, n_items: int, dim: int = 64, layers: int = 0,
                  init: str = "xavier", generator: torch.Generator | None = None):
         super().__init__()
@@ -55,6 +64,11 @@ class MF(nn.Module):
         self.item_emb = nn.Parameter(torch.empty(n_items, dim))
         _init(self.user_emb, init, generator)
         _init(self.item_emb, init, generator)
+
+    @property
+    def out_dim(self) -> int:
+        """Width of the pooled representation (what scores are dot products of)."""
+        return self.dim
 
     def propagate(self, graph: InteractionGraph | None = None) -> Embeddings:
         return Embeddings(self.user_emb, self.item_emb, (self.user_emb,), (self.item_emb,))
@@ -94,11 +108,170 @@ class LightGCN(MF):
                           tuple(o[U:] for o in outs))
 
 
-MODELS: dict[str, type[MF]] = {"mf": MF, "lightgcn": LightGCN}
+class _Spmm(torch.autograd.Function):
+    """Y = M X for a sparse M given with its transpose Mt (backward: dX = Mt dY).
+
+    NGCF's matrices are not symmetric (D^-1 (A + I), or any matrix after edge dropout), so
+    graph.sym_spmm's shortcut does not apply; Mt has the same sparsity pattern with permuted
+    values, so it costs one more value gather per forward, not a transpose."""
+
+    @staticmethod
+    def forward(ctx, m: torch.Tensor, mt: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ctx.mt = mt
+        return torch.sparse.mm(m, x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return None, None, torch.sparse.mm(ctx.mt, grad.contiguous())
+
+
+def ngcf_adjacency(R: sp.csr_matrix, variant: str) -> sp.csr_matrix:
+    """The propagation matrix of NGCF over users then items, from the train matrix R [U, I].
+
+    original: D^-1 (A + I) — `adj_type = norm`, the default of the NGCF authors' code (row
+              normalised, with self-loops; the paper writes the symmetric D^-1/2 A D^-1/2 + I).
+    mixgcf:   D^-1/2 A D^-1/2 without self-loops — MixGCF's port (the same Â as LightGCN).
+    """
+    if variant == "mixgcf":
+        return normalized_adjacency(R)
+    if variant != "original":
+        raise ValueError(f"unknown NGCF variant {variant!r}; choose original or mixgcf")
+    n = R.shape[0] + R.shape[1]
+    A = sp.bmat([[None, R], [R.T, None]], format="csr", dtype=np.float32) + sp.eye(
+        n, dtype=np.float32, format="csr")
+    deg = np.asarray(A.sum(1)).ravel()  # >= 1 thanks to the self-loop
+    out = (sp.diags((1.0 / deg).astype(np.float32)) @ A).tocsr()
+    out.sort_indices()
+    return out
+
+
+class NGCF(MF):
+    """NGCF (Wang et al., SIGIR 2019), as the authors' public code computes it.
+
+    Per layer l = 1..L, with E^(0) the ego embeddings and M the propagation matrix:
+        side    = M E^(l-1)                                   # normalised neighbours (+ self)
+        E^(l)   = act(side W1 + b1) + act((E^(l-1) ⊙ side) W2 + b2)  # variant original
+        E^(l)   = act(side W1 + b1 + (E^(l-1) ⊙ side) W2 + b2)       # variant mixgcf
+        E^(l)   = message_dropout(E^(l))                      # train mode only
+    act = LeakyReLU(0.2). The un-normalised E^(l) is propagated further; the stored layer
+    output is its L2-row-normalised copy n(E^(l)). Final representation (pooling "concat"):
+    [E^(0) | n(E^(1)) | ... | n(E^(L))], width dim * (L + 1) (256 for the default 64 x 3).
+
+    The paper (eq. 7) writes E^(l) = act((L + I) E W1 + (L E ⊙ E) W2) with the symmetric
+    L = D^-1/2 A D^-1/2 and one activation. The authors' TensorFlow code, which we follow
+    (variant `original`, default), differs: M = D^-1 (A + I) (row-normalised with self-loops,
+    `adj_type=norm`), the ⊙ term uses that same M E (so it includes E ⊙ E / (deg+1)), and the
+    LeakyReLU is applied to each branch before summing. Variant `mixgcf` is MixGCF's port (the
+    code behind the MixGCF/SDNS NGCF numbers): the symmetric Â without self-loops (as LightGCN)
+    and one LeakyReLU on the sum (as NGCF-PyTorch).
+
+    Dropout (train mode only; both 0 by default, as MixGCF's README runs; the NGCF code runs
+    message dropout 0.1 and node dropout 0.1 when its flag is set):
+        node_dropout: each non-zero of M is dropped with this probability and the kept ones
+            scaled by 1/(1-p), once per propagation (the reference's `_dropout_sparse` /
+            `sparse_dropout`: despite the name it drops adjacency entries, not whole nodes).
+        mess_dropout: inverted dropout on each layer's output E^(l) before normalisation.
+    Masks are drawn from a generator owned by the model (seeded from the init generator), not
+    from torch's global RNG. Weights W1, W2 [d, d] and biases b1, b2 [1, d] are Xavier-uniform,
+    as both reference codes. Layer-0 rows carry the L2 penalty (MixGCF's choice; the TF code
+    penalises the concatenated final vectors).
+    """
+
+    pooling = "concat"
+
+    def __init__(self, n_users: int, n_items: int, dim: int = 64, layers: int = 3,
+                 init: str = "xavier", generator: torch.Generator | None = None,
+                 mess_dropout: float = 0.0, node_dropout: float = 0.0,
+                 variant: str = "original"):
+        super().__init__(n_users, n_items, dim, 0, init, generator)
+        if variant not in ("original", "mixgcf"):
+            raise ValueError(f"unknown NGCF variant {variant!r}; choose original or mixgcf")
+        for name, p in (("mess_dropout", mess_dropout), ("node_dropout", node_dropout)):
+            if not 0.0 <= p < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {p}")
+        self.layers, self.variant = layers, variant
+        self.mess_dropout, self.node_dropout = float(mess_dropout), float(node_dropout)
+        self.W1 = nn.ParameterList([nn.Parameter(torch.empty(dim, dim)) for _ in range(layers)])
+        self.b1 = nn.ParameterList([nn.Parameter(torch.empty(1, dim)) for _ in range(layers)])
+        self.W2 = nn.ParameterList([nn.Parameter(torch.empty(dim, dim)) for _ in range(layers)])
+        self.b2 = nn.ParameterList([nn.Parameter(torch.empty(1, dim)) for _ in range(layers)])
+        for p in (*self.W1, *self.b1, *self.W2, *self.b2):
+            _init(p, "xavier", generator)
+        seed = torch.randint(2**62, (1,), generator=generator) if generator is not None else 0
+        self._drop_seed = int(seed)
+        self._drop_gen: torch.Generator | None = None
+        self._adj: tuple | None = None  # (graph, M, Mt values perm, M values, Mt crow/col)
+
+    @property
+    def out_dim(self) -> int:
+        return self.dim * (self.layers + 1)
+
+    def pool(self, layers: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """Concatenate per-layer rows (each [..., d]) into [..., d * (L + 1)]."""
+        return torch.cat(list(layers), -1)
+
+    def _matrices(self, graph: InteractionGraph):
+        """M and Mt as torch CSR on the graph's device, built once per graph (not saved)."""
+        if self._adj is None or self._adj[0] is not graph:
+            M = ngcf_adjacency(graph.train_csr, self.variant)
+            # position k of M.data holds entry (r, c); perm[k'] = k for the same entry in M^T
+            tag = sp.csr_matrix((np.arange(1, M.nnz + 1, dtype=np.float64), M.indices,
+                                 M.indptr), shape=M.shape)
+            T = tag.T.tocsr()
+            T.sort_indices()
+            dev = graph.device
+
+            def as_t(a):
+                return torch.from_numpy(np.ascontiguousarray(a).astype(np.int64)).to(dev)
+
+            vals = torch.from_numpy(M.data.astype(np.float32)).to(dev)
+            perm = as_t(T.data.astype(np.int64) - 1)
+            self._adj = (graph, as_t(M.indptr), as_t(M.indices), vals, as_t(T.indptr),
+                         as_t(T.indices), perm)
+        _, crow, col, vals, crow_t, col_t, perm = self._adj
+        if self.training and self.node_dropout > 0:
+            keep = torch.rand(vals.shape, generator=self._gen(vals.device),
+                              device=vals.device) >= self.node_dropout
+            vals = vals * keep / (1.0 - self.node_dropout)
+        n = graph.n_users + graph.n_items
+        with warnings.catch_warnings():  # "sparse CSR support is in beta"
+            warnings.simplefilter("ignore", UserWarning)
+            m = torch.sparse_csr_tensor(crow, col, vals, size=(n, n))
+            mt = torch.sparse_csr_tensor(crow_t, col_t, vals[perm], size=(n, n))
+        return m, mt
+
+    def _gen(self, device: torch.device) -> torch.Generator:
+        if self._drop_gen is None or self._drop_gen.device != device:
+            self._drop_gen = torch.Generator(device=device).manual_seed(self._drop_seed)
+        return self._drop_gen
+
+    def propagate(self, graph: InteractionGraph) -> Embeddings:
+        m, mt = self._matrices(graph)
+        x = torch.cat([self.user_emb, self.item_emb], 0)  # [N, d]
+        outs = [x]
+        for k in range(self.layers):
+            side = _Spmm.apply(m, mt, x)  # [N, d]
+            bi = (x * side) @ self.W2[k] + self.b2[k]
+            if self.variant == "original":
+                x = F.leaky_relu(side @ self.W1[k] + self.b1[k], 0.2) + F.leaky_relu(bi, 0.2)
+            else:
+                x = F.leaky_relu(side @ self.W1[k] + self.b1[k] + bi, 0.2)
+            if self.training and self.mess_dropout > 0:
+                keep = torch.rand(x.shape, generator=self._gen(x.device), device=x.device)
+                x = x * (keep >= self.mess_dropout) / (1.0 - self.mess_dropout)
+            outs.append(F.normalize(x, p=2, dim=1))
+        pooled = self.pool(outs)  # [N, d * (L + 1)]
+        U = self.n_users
+        return Embeddings(pooled[:U], pooled[U:], tuple(o[:U] for o in outs),
+                          tuple(o[U:] for o in outs))
+
+
+MODELS: dict[str, type[MF]] = {"mf": MF, "lightgcn": LightGCN, "ngcf": NGCF}
 
 
 def build_model(name: str, n_users: int, n_items: int, dim: int, layers: int, init: str,
-                generator: torch.Generator | None = None) -> MF:
+                generator: torch.Generator | None = None, **options) -> MF:
+    """Model `name`; `options` are model-specific keyword arguments (ModelConfig.options())."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    return MODELS[name](n_users, n_items, dim, layers, init, generator)
+    return MODELS[name](n_users, n_items, dim, layers, init, generator, **options)

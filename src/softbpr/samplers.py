@@ -3,9 +3,23 @@
 Every sampler has `sample(users, pos, emb, graph, generator) -> Negatives` and is chosen by name
 from `SAMPLERS` at the config edge. A sampler may also define `setup(model, graph, split, device,
 generator)`, called once before training (e.g. to pre-train a GAN generator), and `stats()`
-returning a dict of per-epoch figures (reset on read) that the trainer adds to history.jsonl. Candidates are always drawn uniformly from the items that are
-not the user's *training* positives (valid/test items can be drawn: the sampler must not see
-held-out labels).
+returning a dict of per-epoch figures (reset on read) that the trainer adds to history.jsonl.
+Candidates are always drawn from the items that are not the user's *training* positives
+(valid/test items can be drawn: the sampler must not see held-out labels).
+
+    uniform  RNS: one uniform non-train item
+    dns      DNS(H): the highest-scored of H uniform candidates
+    mixgcf   MixGCF (Huang et al., KDD 2021): positive + hop mixing of H candidates, a synthetic
+             negative embedding (no item id)
+    irgan    IRGAN (Wang et al., SIGIR 2017): an MF generator samples the negative, trained by
+             policy gradient on the recommender's (discriminator's) reward (adversarial.py)
+    advir    AdvIR (Park & Chang, WWW 2019): the same adversarial sampling with IRGAN's pairwise
+             reward; pair it with loss adv_bpr (preset advir) for its adversarial training
+
+Hardness figures in `stats()` (per epoch): `neg_score` = mean score ŷ_uj of the chosen negative
+(for mixgcf: of the synthetic one) and, for samplers with a candidate pool, `cand_score` = mean
+score of all candidates (the uniform baseline it is chosen from). The trainer adds
+`score_gap` (mean ŷ_ui − ŷ_uj) and `sample_seconds` (the sampler's cost).
 """
 
 from __future__ import annotations
@@ -69,15 +83,48 @@ def _exact_fill(graph, flat_u, flat, todo, generator) -> None:
         flat[pos] = int(free[int(j)])
 
 
+class Tally:
+    """Per-epoch means of sampler figures, summed on the device (no host sync until `read`)."""
+
+    def __init__(self):
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, key: str, values: torch.Tensor) -> None:
+        v = values.detach().double().sum()
+        self.sums[key] = self.sums[key] + v if key in self.sums else v
+        self.counts[key] = self.counts.get(key, 0) + values.numel()
+
+    def read(self) -> dict[str, float]:
+        """Means since the last read (then reset)."""
+        out = {k: float(v) / max(self.counts[k], 1) for k, v in self.sums.items()}
+        self.sums, self.counts = {}, {}
+        return out
+
+
+def _scores(u: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """Row-wise dot products: u [B, d], items [B, d] or [B, K, d] -> [B] or [B, K]."""
+    return (u.unsqueeze(1) * items).sum(-1) if items.dim() == 3 else (u * items).sum(-1)
+
+
 class UniformSampler:
     """RNS: one item uniformly from the user's non-train items."""
 
     name = "uniform"
 
+    def __init__(self):
+        self.tally = Tally()
+
     def sample(self, users, pos, emb: Embeddings, graph: InteractionGraph,
                generator: torch.Generator | None) -> Negatives:
         items = uniform_candidates(graph, users, 1, generator)[:, 0]
-        return Negatives(items, emb.item[items])
+        neg = emb.item[items]
+        with torch.no_grad():
+            self.tally.add("neg_score", _scores(emb.user[users], neg))
+        return Negatives(items, neg)
+
+    def stats(self) -> dict[str, float]:
+        return self.tally.read()
 
 
 class DynamicHardSampler:
@@ -93,6 +140,7 @@ class DynamicHardSampler:
         if pool_size < 1:
             raise ValueError(f"pool_size (H) must be >= 1, got {pool_size}")
         self.pool_size = pool_size
+        self.tally = Tally()
 
     def sample(self, users, pos, emb: Embeddings, graph: InteractionGraph,
                generator: torch.Generator | None) -> Negatives:
@@ -104,15 +152,97 @@ class DynamicHardSampler:
             scores = torch.bmm(cands, u.unsqueeze(2)).squeeze(2)  # [B, H]
             best = scores.argmax(1, keepdim=True)
             items = cand.gather(1, best).squeeze(1)  # [B]
+            self.tally.add("neg_score", scores.gather(1, best))
+            self.tally.add("cand_score", scores)
         return Negatives(items, emb.item[items])
 
+    def stats(self) -> dict[str, float]:
+        return self.tally.read()
 
-SAMPLERS = {"uniform": UniformSampler, "dns": DynamicHardSampler}
+
+class MixGCFSampler:
+    """MixGCF (Huang et al., KDD 2021): a synthetic hard negative from H candidates, K = 1.
+
+    For each pair (u, i), with per-layer embeddings e^(l) (l = 0..L) of the model:
+    1. candidates: H items drawn uniformly from u's non-train items (independent draws);
+    2. positive mixing: for each layer l, one α_l ~ U(0, 1) per pair, shared by the H candidates
+       (the reference draws `torch.rand(B, 1, L+1, 1)`: a fresh coefficient per layer), and
+       c'_m^(l) = α_l e_i^(l) + (1 − α_l) e_m^(l);
+    3. hop mixing: per layer, keep m_l = argmax_m <s^(l), c'_m^(l)> (chosen under no_grad, so
+       layers may pick different candidates). s^(l) follows the reference code: with mean
+       pooling (LightGCN, MF) it is the *pooled* user vector for every layer; with concat
+       pooling (NGCF) it is the user's own layer-l output (`if pool != 'concat'` in MixGCF);
+    4. the synthetic negative [c'_{m_0}^(0), ..., c'_{m_L}^(L)] is pooled exactly like a real
+       item (`model.pool`: mean for LightGCN, concat for NGCF) and the loss (BPR in preset
+       mixgcf) scores it. Gradients reach the chosen candidates' and the positive's rows.
+    The L2 penalty takes the synthetic layer-0 row (Negatives.ego), as MixGCF regularises
+    `neg_gcn_embs[:, :, 0, :]`. Needs `setup(model, ...)` to learn the model's pooling.
+    Not reproduced: K > 1 (K-pair loss), MixGCF's epoch = whole train list with the last partial
+    batch dropped (the trainer's epoch keeps it). H defaults to the shared pool_size (16);
+    MixGCF's README uses 64 (Yelp2018), 32 (Alibaba), 16 (Amazon).
+    """
+
+    name = "mixgcf"
+
+    def __init__(self, pool_size: int = 16):
+        if pool_size < 1:
+            raise ValueError(f"pool_size (H) must be >= 1, got {pool_size}")
+        self.pool_size = pool_size
+        self.pool = None
+        self.per_layer_user = False
+        self.tally = Tally()
+
+    def setup(self, model, graph=None, split=None, device=None, generator=None) -> None:
+        self.pool = model.pool
+        self.per_layer_user = getattr(model, "pooling", "mean") == "concat"
+
+    def sample(self, users, pos, emb: Embeddings, graph: InteractionGraph,
+               generator: torch.Generator | None) -> Negatives:
+        if self.pool is None:
+            raise RuntimeError("MixGCFSampler needs setup(model, ...) before sample()")
+        n_layers = len(emb.item_layers)
+        cand = uniform_candidates(graph, users, self.pool_size, generator)  # [B, H]
+        B = users.shape[0]
+        alpha = torch.rand(B, n_layers, device=cand.device, generator=generator)  # [B, L+1]
+        picks = []
+        with torch.no_grad():
+            s_pooled = emb.user[users].detach()  # [B, d']
+            for l in range(n_layers):
+                s = emb.user_layers[l][users].detach() if self.per_layer_user else s_pooled
+                p_l = emb.item_layers[l][pos].detach()  # [B, d]
+                n_l = F.embedding(cand, emb.item_layers[l].detach())  # [B, H, d]
+                a = alpha[:, l, None, None]  # [B, 1, 1]
+                mixed = a * p_l.unsqueeze(1) + (1 - a) * n_l  # [B, H, d] positive mixing
+                picks.append(torch.bmm(mixed, s.unsqueeze(2)).squeeze(2).argmax(1))  # hop mixing
+            chosen = cand.gather(1, torch.stack(picks, 1))  # [B, L+1] item id per layer
+            self.tally.add("cand_score", _scores(s_pooled, F.embedding(cand, emb.item.detach())))
+        # recompute only the selected mixtures, now with gradient (same values as above)
+        layers = [alpha[:, l:l + 1] * emb.item_layers[l][pos]
+                  + (1 - alpha[:, l:l + 1]) * emb.item_layers[l][chosen[:, l]]
+                  for l in range(n_layers)]  # each [B, d]
+        neg = self.pool(layers)  # [B, d']
+        with torch.no_grad():
+            self.tally.add("neg_score", _scores(s_pooled, neg))
+        return Negatives(None, neg, layers[0])
+
+    def stats(self) -> dict[str, float]:
+        return self.tally.read()
 
 
-def build_sampler(name: str, pool_size: int):
+from .adversarial import AdvIRSampler, IRGANSampler  # noqa: E402  (they use the helpers above)
+
+SAMPLERS = {"uniform": UniformSampler, "dns": DynamicHardSampler, "mixgcf": MixGCFSampler,
+            "irgan": IRGANSampler, "advir": AdvIRSampler}
+
+
+def build_sampler(name: str, pool_size: int, **options):
+    """Sampler `name`; `options` are sampler-specific keyword arguments (SamplerConfig.options()).
+
+    pool_size (H) is used by dns and mixgcf only."""
     if name == "uniform":
-        return UniformSampler()
-    if name == "dns":
-        return DynamicHardSampler(pool_size)
+        return UniformSampler(**options)
+    if name in ("dns", "mixgcf"):
+        return SAMPLERS[name](pool_size, **options)
+    if name in SAMPLERS:
+        return SAMPLERS[name](**options)
     raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")

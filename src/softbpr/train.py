@@ -183,11 +183,11 @@ def fit(exp: Experiment, split: Split | None = None, out_dir: str | Path | None 
     graph = InteractionGraph.from_pairs(split.train, split.n_users, split.n_items, device)
     m = exp.model
     model = build_model(m.name, split.n_users, split.n_items, m.dim, m.layers, m.init,
-                        init_gen).to(device)
-    sampler = build_sampler(exp.sampler.name, exp.sampler.pool_size)
+                        init_gen, **m.options()).to(device)
+    sampler = build_sampler(exp.sampler.name, exp.sampler.pool_size, **exp.sampler.options())
     if hasattr(sampler, "setup"):
         sampler.setup(model, graph, split, device, gen)
-    loss_fn = build_loss(exp.loss.name, exp.loss.alpha)
+    loss_fn = build_loss(exp.loss.name, exp.loss.alpha, **exp.loss.options())
     opt = torch.optim.Adam(model.parameters(), lr=exp.train.lr)
     train_u = torch.from_numpy(split.train.users).to(device)
     train_i = torch.from_numpy(split.train.items).to(device)
