@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from softbpr.config import DataConfig
-from softbpr.data import DataError, Interactions, k_core, make_idmap, read_delimited, read_lightgcn
+from softbpr.data import DataError, Interactions, k_core, make_idmap
+from softbpr.readers import read_delimited, read_lightgcn
 from softbpr.split import load_split, random_split, split_interactions, temporal_split
 
 

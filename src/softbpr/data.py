@@ -1,18 +1,10 @@
-"""Reading implicit feedback into `Interactions`: int index arrays plus external<->internal id maps.
+"""Interactions: int user/item index arrays plus external<->internal id maps; k-core; compact.
 
-Readers:
-- `read_lightgcn(dir)`: the LightGCN/NGCF release format, ``train.txt`` / ``test.txt`` (and an
-  optional ``valid.txt``), one line per user: ``user item item ...`` with non-negative integer ids.
-  Returns the given split files as separate pair sets.
-- `read_delimited(path)`: one interaction per line, ``user<sep>item[<sep>timestamp]`` with comma,
-  tab, semicolon, ``::`` or whitespace as separator, header or not, extra columns ignored.
-
-Every reader raises `DataError` with the file name and line number of the first bad line.
+File readers live in `softbpr.readers` (`read_interactions` here is the one-call entry point).
 """
 
 from __future__ import annotations
 
-import gzip
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,14 +69,27 @@ def _norm(x) -> str:
 
 
 def make_idmap(raw: np.ndarray) -> tuple[IdMap, np.ndarray]:
-    """Factorise raw ids (any dtype) into an `IdMap` (sorted unique ids) and int64 codes."""
+    """Factorise raw ids (any dtype) into an `IdMap` (sorted unique ids) and int64 codes.
+
+    Strings that are all integers become int64 ids ("007" and "7" are the same id, as in
+    `IdMap.to_internal`). Vectorised: O(n) for dense non-negative integer ids, else a sort.
+    """
     raw = np.asarray(raw)
-    if raw.dtype.kind in "US" or raw.dtype == object:
+    if raw.dtype.kind in "USO":
         as_str = raw.astype(str)
-        if as_str.size and all(re.fullmatch(r"[+-]?\d{1,18}", s) for s in np.unique(as_str)):
-            raw = as_str.astype(np.int64)
-        else:
-            raw = as_str
+        uniq, codes = np.unique(as_str, return_inverse=True)
+        try:
+            as_int = np.char.strip(uniq).astype(np.int64)
+        except (ValueError, OverflowError):
+            return IdMap(uniq), codes.astype(np.int64).reshape(-1)
+        raw = as_int[codes.reshape(-1)]
+    if raw.dtype.kind in "iu" and raw.size:
+        lo, hi = int(raw.min()), int(raw.max())
+        if lo >= 0 and hi < max(1 << 22, 4 * raw.size):
+            present = np.zeros(hi + 1, dtype=bool)
+            present[raw] = True
+            remap = np.cumsum(present, dtype=np.int64) - 1
+            return IdMap(np.flatnonzero(present).astype(np.int64)), remap[raw]
     uniq, codes = np.unique(raw, return_inverse=True)
     return IdMap(uniq), codes.astype(np.int64).reshape(-1)
 
@@ -119,168 +124,25 @@ class Interactions:
         return Interactions(self.users[mask], self.items[mask], t, self.user_map, self.item_map)
 
 
-def _open_text(path: Path):
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
-    return open(path, encoding="utf-8", errors="replace")
+def read_interactions(path: str | Path, fmt: str = "auto",
+                      columns: str = "user,item,timestamp") -> Interactions:
+    """Read one interaction file (csv, MovieLens, RecBole .inter, Parquet; .gz too) -- see
+    `softbpr.readers` for the formats. A LightGCN folder is pre-split: use `load_split`."""
+    from .readers import read_delimited
+
+    return read_delimited(path, columns, fmt)
 
 
-# ----------------------------------------------------------------------------------------------
-# LightGCN / NGCF format
+# The readers moved to `softbpr.readers`; these names stay importable from here.
+_MOVED = ("read_delimited", "read_lightgcn", "read_lightgcn_file", "detect_format", "GivenSplit")
 
 
-def read_lightgcn_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Parse one ``user item item ...`` file into raw (user, item) id arrays (int64).
+def __getattr__(name: str):
+    if name in _MOVED:
+        from . import readers
 
-    Blank lines are skipped; a user line with no items is allowed (the user just has none here).
-    """
-    path = Path(path)
-    users: list[np.ndarray] = []
-    items: list[np.ndarray] = []
-    n_lines = 0
-    with _open_text(path) as fh:
-        for lineno, line in enumerate(fh, 1):
-            tokens = line.split()
-            if not tokens:
-                continue
-            n_lines += 1
-            for t in tokens:
-                if not t.isdigit():
-                    what = "a negative id" if t.startswith("-") and t[1:].isdigit() else (
-                        f"a non-integer id {t!r}")
-                    raise DataError(f"{path}:{lineno}: {what}; the LightGCN format needs "
-                                    "'user item item ...' with non-negative integer ids")
-            ids = np.array(tokens, dtype=np.int64)
-            users.append(np.full(len(ids) - 1, ids[0], dtype=np.int64))
-            items.append(ids[1:])
-    if n_lines == 0:
-        raise DataError(f"{path}: the file is empty")
-    return np.concatenate(users), np.concatenate(items)
-
-
-@dataclass(frozen=True)
-class GivenSplit:
-    """Raw pairs of a pre-split dataset, still in external ids: name -> (users, items)."""
-
-    parts: dict[str, tuple[np.ndarray, np.ndarray]]
-    source: str
-
-
-def read_lightgcn(directory: str | Path) -> GivenSplit:
-    """Read ``train.txt``, ``test.txt`` and optional ``valid.txt`` of a LightGCN-format folder."""
-    d = Path(directory)
-    parts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for name in ("train", "valid", "test"):
-        for cand in (d / f"{name}.txt", d / f"{name}.txt.gz"):
-            if cand.exists():
-                parts[name] = read_lightgcn_file(cand)
-                break
-    if "train" not in parts or "test" not in parts:
-        raise DataError(f"{d}: a LightGCN-format folder needs train.txt and test.txt "
-                        f"(found: {sorted(p.name for p in d.iterdir()) if d.is_dir() else 'none'})")
-    return GivenSplit(parts, str(d))
-
-
-# ----------------------------------------------------------------------------------------------
-# Delimited files
-
-_HEADER_WORDS = re.compile(r"(user|item|movie|time|rating|id\b|uid|iid|product)", re.I)
-
-
-def _detect_sep(line: str) -> str | None:
-    """Separator of a data line: '::', tab, comma, ';' or None (= any whitespace)."""
-    for sep in ("::", "\t", ",", ";"):
-        if sep in line:
-            return sep
-    return None
-
-
-def read_delimited(path: str | Path, columns: str = "user,item,timestamp") -> Interactions:
-    """Read ``user<sep>item[<sep>timestamp ...]`` lines into `Interactions`.
-
-    columns: comma-separated names of the file's columns in order; ``user`` and ``item`` are
-        required, ``timestamp`` is optional, any other name (e.g. ``rating``, ``-``) is ignored.
-        With a header line whose fields name the columns (user/user_id/userId, item/item_id/
-        movieId, timestamp/time), the header wins.
-    The separator is taken from the first data line ('::', tab, comma, ';', else whitespace).
-    A first line is a header when any of its fields is a word like user/item/time/rating/id.
-    Ids may be any strings; they are kept as external ids (ints when all are integers).
-    """
-    path = Path(path)
-    with _open_text(path) as fh:
-        lines = fh.read().splitlines()
-    first = next((k for k, ln in enumerate(lines) if ln.strip()), None)
-    if first is None:
-        raise DataError(f"{path}: the file is empty")
-    sep = _detect_sep(lines[first])
-    names = [c.strip().lower() for c in columns.split(",")]
-    head = [f.strip().strip('"').lower() for f in lines[first].split(sep)]
-    start = first
-    if any(_HEADER_WORDS.search(f) for f in head) and not all(
-        re.fullmatch(r"[+-]?[\d.eE]+", f) for f in head
-    ):
-        aliases = {"user": ("user", "user_id", "userid", "uid", "user_id:token"),
-                   "item": ("item", "item_id", "itemid", "iid", "movieid", "movie_id",
-                            "item_id:token", "product", "product_id"),
-                   "timestamp": ("timestamp", "time", "ts", "datetime", "date",
-                                 "timestamp:float")}
-        mapped = []
-        for f in head:
-            name = next((k for k, al in aliases.items() if f in al), f)
-            mapped.append(name)
-        if "user" in mapped and "item" in mapped:
-            names = mapped
-        start = first + 1
-    if "user" not in names or "item" not in names:
-        raise DataError(f"{path}: columns {names} must include 'user' and 'item'")
-    cu, ci = names.index("user"), names.index("item")
-    ct = names.index("timestamp") if "timestamp" in names else None
-    need = max(cu, ci, ct if ct is not None else -1) + 1
-    users, items, times = [], [], []
-    for lineno in range(start, len(lines)):
-        line = lines[lineno]
-        if not line.strip():
-            continue
-        f = line.split(sep) if sep else line.split()
-        if len(f) < need:
-            raise DataError(f"{path}:{lineno + 1}: expected at least {need} fields "
-                            f"({', '.join(names[:need])}) separated by {sep or 'whitespace'!r}, "
-                            f"got {len(f)}: {line[:80]!r}")
-        users.append(f[cu].strip())
-        items.append(f[ci].strip())
-        if ct is not None:
-            times.append(f[ct].strip())
-    if not users:
-        raise DataError(f"{path}: no data lines")
-    t = None
-    if ct is not None:
-        try:
-            t = np.array(times, dtype=np.float64)
-        except ValueError:
-            for k, s in enumerate(times):
-                try:
-                    float(s)
-                except ValueError:
-                    raise DataError(f"{path}: timestamp {s!r} is not a number "
-                                    f"(data row {k + 1}); dates must be numeric (e.g. Unix "
-                                    "seconds or YYYYMMDD)") from None
-        if not np.isfinite(t).all():
-            raise DataError(f"{path}: a timestamp is NaN or infinite")
-    umap, uc = make_idmap(np.array(users))
-    imap, ic = make_idmap(np.array(items))
-    return Interactions(uc, ic, t, umap, imap)
-
-
-def detect_format(path: str | Path) -> str:
-    """'lightgcn' for a folder holding train.txt/test.txt, 'csv' for a file."""
-    p = Path(path)
-    if p.is_dir():
-        if (p / "train.txt").exists() or (p / "train.txt.gz").exists():
-            return "lightgcn"
-        raise DataError(f"{p}: a folder must hold train.txt and test.txt (LightGCN format)")
-    if p.is_file():
-        return "csv"
-    raise DataError(f"{p}: no such file or folder")
+        return getattr(readers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def k_core(data: Interactions, k: int, log=print) -> Interactions:

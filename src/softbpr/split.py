@@ -24,17 +24,8 @@ from typing import Callable
 import numpy as np
 import scipy.sparse as sp
 
-from .data import (
-    DataError,
-    IdMap,
-    Interactions,
-    compact,
-    detect_format,
-    k_core,
-    make_idmap,
-    read_delimited,
-    read_lightgcn,
-)
+from .data import DataError, IdMap, Interactions, compact, k_core, make_idmap
+from .readers import detect_format, read_delimited, read_lightgcn
 
 
 @dataclass(frozen=True)
@@ -164,7 +155,7 @@ def dedupe(data: Interactions, log: Callable[[str], None]) -> Interactions:
 
 
 def _split_given(parts: dict, seed: int, valid_ratio: float, name: str,
-                 log: Callable[[str], None]) -> Split:
+                 log: Callable[[str], None], notes: list[str] | None = None) -> Split:
     allu = np.concatenate([p[0] for p in parts.values()])
     alli = np.concatenate([p[1] for p in parts.values()])
     umap, uc = make_idmap(allu)
@@ -172,7 +163,7 @@ def _split_given(parts: dict, seed: int, valid_ratio: float, name: str,
     sizes = np.cumsum([0] + [len(p[0]) for p in parts.values()])
     coded = {k: Pairs(uc[a:b], ic[a:b]) for k, a, b in zip(parts, sizes[:-1], sizes[1:])}
     n_u, n_i = len(umap), len(imap)
-    notes: list[str] = []
+    notes = list(notes or [])
 
     def note(msg: str) -> None:
         notes.append(msg)
@@ -272,33 +263,34 @@ def load_split(cfg, log: Callable[[str], None] = print) -> Split:
                                   cfg.data, truth=syn.truth, log=log)
     path = Path(cfg.data).expanduser()
     fmt = detect_format(path) if cfg.format == "auto" else cfg.format
-    name = path.name if path.is_dir() else path.stem
+    name = path.name if path.is_dir() else path.name.split(".")[0]
     if fmt == "lightgcn":
-        if not path.is_dir():
-            raise DataError(f"{path}: the LightGCN format is a folder with train.txt/test.txt")
         split = cfg.split if cfg.split != "auto" else "given"
-        given = read_lightgcn(path)
+        given = read_lightgcn(path)  # a folder, or a *train* file with its *test* sibling
+        for msg in given.notes:
+            log(msg)
         if split == "given":
             if cfg.kcore > 1:
                 raise DataError("--kcore applies to single files; a given split is used as is")
-            return _split_given(given.parts, cfg.seed, cfg.valid_ratio, name, log)
+            return _split_given(given.parts, cfg.seed, cfg.valid_ratio, name, log,
+                                list(given.notes))
         # re-split the union of the files
         u = np.concatenate([p[0] for p in given.parts.values()])
         i = np.concatenate([p[1] for p in given.parts.values()])
         umap, uc = make_idmap(u)
         imap, ic = make_idmap(i)
         data = Interactions(uc, ic, None, umap, imap)
-    elif fmt == "csv":
+    elif fmt in ("csv", "recbole", "parquet"):
         if not path.is_file():
-            raise DataError(f"{path}: the csv format reads one file")
-        data = read_delimited(path, cfg.columns)
+            raise DataError(f"{path}: the {fmt} format reads one file")
+        data = read_delimited(path, cfg.columns, fmt)
         split = cfg.split if cfg.split != "auto" else (
             "temporal" if data.times is not None else "random")
         if split == "given":
             raise DataError(f"{path}: --split given needs a LightGCN-format folder "
                             "(train.txt, test.txt[, valid.txt])")
     else:
-        raise DataError(f"unknown format {fmt!r}; choose auto, lightgcn or csv")
+        raise DataError(f"unknown format {fmt!r}; choose auto, lightgcn, csv, recbole or parquet")
     if cfg.kcore > 1:
         data = k_core(data, cfg.kcore, log)
     data = compact(data)
