@@ -35,7 +35,8 @@ class DataConfig:
     data: str = "synthetic"
     """Built-in dataset name (`synthetic`, `synthetic-small`) or a path (file or folder)."""
     format: str = "auto"
-    """auto | lightgcn (folder with train.txt/test.txt[/valid.txt]) | csv (one delimited file)."""
+    """auto | lightgcn (folder with train.txt/test.txt[/valid.txt], or a *train* file) | csv (one
+    delimited file: comma, TAB, '::', ';' or spaces) | recbole (.inter) | parquet."""
     split: str = "auto"
     """auto | given | temporal | random. auto: given for LightGCN folders, temporal when the
     data has timestamps (the paper's protocol), else random."""
@@ -54,7 +55,7 @@ class DataConfig:
     seed so that runs over several training seeds share one dataset)."""
 
     def __post_init__(self):
-        _choice("data", "format", self.format, ("auto", "lightgcn", "csv"))
+        _choice("data", "format", self.format, ("auto", "lightgcn", "csv", "recbole", "parquet"))
         _choice("data", "split", self.split, ("auto", "given", "temporal", "random"))
         for k in ("valid_ratio", "test_ratio"):
             v = getattr(self, k)
