@@ -21,7 +21,8 @@ def test_train_then_evaluate(tmp_path, capsys):
     for f in ("config.json", "history.jsonl", "result.json", "model.pt", "embeddings.npz"):
         assert (out / f).exists(), f
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["loss"] == {"name": "soft_bpr", "alpha": 0.8} and cfg["method"] == "sdns"
+    assert cfg["loss"]["name"] == "soft_bpr" and cfg["loss"]["alpha"] == 0.8
+    assert cfg["method"] == "sdns"
     rows = [json.loads(x) for x in (out / "history.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
     assert {"loss", "train_seconds"} <= set(rows[0]) and "valid" not in rows[0]

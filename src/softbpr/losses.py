@@ -94,7 +94,7 @@ class AdvBPR:
         if self.weight == 0.0 or self.eps == 0.0:
             return loss * (1.0 + self.weight)  # δ = 0: the perturbed loss is the clean one
         need = [x for x in (u, pos, neg) if x.requires_grad]
-        if need:
+        if loss.requires_grad and need:
             gs = iter(torch.autograd.grad(loss, need, retain_graph=True))
             grads = tuple(next(gs) if x.requires_grad else torch.zeros_like(x)
                           for x in (u, pos, neg))
