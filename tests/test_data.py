@@ -5,7 +5,7 @@ import pytest
 
 from softbpr.config import DataConfig
 from softbpr.data import DataError, Interactions, k_core, make_idmap
-from softbpr.readers import read_delimited, read_lightgcn
+from softbpr.readers import read_delimited, read_lightgcn, read_lightgcn_file
 from softbpr.split import load_split, random_split, split_interactions, temporal_split
 
 
@@ -126,3 +126,103 @@ def test_duplicates_dropped_with_count_keep_earliest():
 def test_temporal_needs_timestamps():
     with pytest.raises(DataError, match="timestamps"):
         temporal_split(inter([0, 0], [1, 2]))
+
+
+# ----------------------------------------------------------------------------------------------
+# Formats (readers.py): RecBole, Parquet, gzip, MovieLens, id maps, checks on load
+
+from softbpr.readers import detect_format, read_table
+
+
+def test_recbole_atomic_file(tmp_path):
+    p = write(tmp_path, "ml.inter", "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+              "196\t242\t3\t881250949\n186\t302\t3\t891717742\n196\t377\t1\t878887116\n")
+    assert detect_format(p) == "recbole"
+    t = read_table(p, want=("user", "item", "rating", "timestamp"))
+    assert t["user"].tolist() == [196, 186, 196] and t["rating"].tolist() == [3.0, 3.0, 1.0]
+    d = read_delimited(p, fmt="recbole")
+    assert d.n_users == 2 and d.times.tolist()[0] == 881250949.0
+    with pytest.raises(DataError, match=r"bad.inter:1: the header"):
+        read_delimited(write(tmp_path, "bad.inter", "1\t2\n"), fmt="recbole")
+
+
+def test_movielens_separators_and_gzip(tmp_path):
+    import gzip
+
+    rows = "1::1193::5::978300760\n1::661::3::978302109\n2::1193::4::978298413\n"
+    p = tmp_path / "ratings.dat.gz"
+    with gzip.open(p, "wt") as fh:
+        fh.write(rows)
+    d = read_delimited(p, "user,item,rating,timestamp")
+    assert d.item_map.ids.tolist() == [661, 1193] and d.times.tolist()[2] == 978298413.0
+    tab = write(tmp_path, "u.data", rows.replace("::", "\t"))
+    assert np.array_equal(read_delimited(tab, "user,item,rating,timestamp").times, d.times)
+    with pytest.raises(DataError, match=r"r2.dat:2: expected at least 4 fields"):
+        read_delimited(write(tmp_path, "r2.dat", "1::2::3::4\n1::2\n"),
+                       "user,item,rating,timestamp")
+
+
+def test_string_ids_blank_lines_and_iso_dates(tmp_path):
+    # the sample says integers, a later row does not: ids are re-read as strings
+    text = "".join(f"{k},{k % 7}\n" for k in range(300)) + "u_x,i_y\n\n  \n"
+    d = read_delimited(write(tmp_path, "s.csv", text), "user,item")
+    assert len(d) == 301 and "u_x" in d.user_map.ids.tolist() and "0" in d.user_map
+    iso = write(tmp_path, "iso.csv", "user,item,time\na,x,2017-11-25 10:00:00\na,y,2017-11-25\n")
+    t = read_delimited(iso).times
+    assert t[0] - t[1] == 36000.0
+    with pytest.raises(DataError, match=r"iso2.csv:3: timestamp 'soon' is not a number"):
+        read_delimited(write(tmp_path, "iso2.csv", "user,item,time\na,x,2017-11-25\na,y,soon\n"))
+
+
+def test_parquet(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    p = tmp_path / "r.parquet"
+    pq.write_table(pa.table({"userID": ["1", "1", "2"], "movieID": ["10", "11", "10"],
+                             "ts": [3, 1, 2]}), p)
+    d = read_delimited(p)
+    assert d.user_map.ids.tolist() == [1, 2] and d.times.tolist() == [3.0, 1.0, 2.0]
+    pq.write_table(pa.table({"a": [1], "b": [2]}), tmp_path / "x.parquet")
+    with pytest.raises(DataError, match="no user and item column"):
+        read_delimited(tmp_path / "x.parquet")
+
+
+def test_lightgcn_id_maps_and_train_file_siblings(tmp_path):
+    d = tmp_path / "lg"
+    d.mkdir()
+    write(d, "buy_train.txt", "0\t1\t2\n1\t0\n")
+    write(d, "buy_test.txt", "0\t0\n1\t2\n")
+    write(d, "user_list.txt", "org_id remap_id\nalice 0\nbob 1\n")
+    write(d, "item_list.txt", "org_id remap_id\n900 0\n901 1\n902 2\n")
+    g = read_lightgcn(d / "buy_train.txt")
+    assert g.parts["train"][0].tolist() == ["alice", "alice", "bob"]
+    assert g.parts["test"][1].tolist() == [900, 902] and len(g.notes) == 2
+    s = load_split(DataConfig(data=str(d / "buy_train.txt"), format="lightgcn"), log=lambda m: 0)
+    assert s.user_map.ids.tolist() == ["alice", "bob"] and s.n_items == 3
+    write(d, "item_list.txt", "org_id remap_id\n900 0\n901 1\n")
+    with pytest.raises(DataError, match=r"buy_train.txt: item id 2 is out of range"):
+        read_lightgcn(d / "buy_train.txt")
+    with pytest.raises(DataError, match="needs train and test"):
+        read_lightgcn(write(d, "other.txt", "0 1\n"))
+
+
+def test_valid_test_overlap_is_reported(tmp_path):
+    d = tmp_path / "lg"
+    d.mkdir()
+    write(d, "train.txt", "0 1 2 3\n1 1 2\n")
+    write(d, "valid.txt", "0 4 5\n1 3\n")
+    write(d, "test.txt", "0 4\n1 0 3\n")
+    logs = []
+    s = load_split(DataConfig(data=str(d)), log=logs.append)
+    assert len(s.valid) == 1 and len(s.test) == 3
+    assert "valid: dropped 2 pairs also in test" in logs
+    assert any("never seen in train" in m for m in logs)
+
+
+def test_vectorised_lightgcn_reader_matches_line_by_line(tmp_path):
+    rng = np.random.default_rng(0)
+    lines = [" ".join(map(str, [u, *rng.integers(0, 50, rng.integers(0, 6))])) for u in range(40)]
+    p = write(tmp_path, "train.txt", "\n".join(lines) + "\n\n")
+    u, i = read_lightgcn_file(p)
+    ref = [(int(t[0]), int(x)) for t in (ln.split() for ln in lines) for x in t[1:]]
+    assert list(zip(u.tolist(), i.tolist())) == ref

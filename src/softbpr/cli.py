@@ -16,7 +16,7 @@ from . import __version__
 # flag -> help; the flag names are a public interface (scripts rely on them)
 TRAIN_FLAGS: list[tuple[str, type, str]] = [
     ("--data", str, "built-in dataset (synthetic, synthetic-small) or a path; default synthetic"),
-    ("--format", str, "auto | lightgcn | csv"),
+    ("--format", str, "auto | lightgcn | csv | recbole | parquet"),
     ("--split", str, "given | temporal | random (default: given for LightGCN folders, temporal "
                      "when timestamps exist, else random)"),
     ("--columns", str, "column names of a delimited file, e.g. user,item,rating,timestamp"),
@@ -78,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--topk", default=None, help="cut-offs (default: the run's)")
     e.add_argument("--device", default="auto")
     _add_use_commands(sub)
+    _add_data_commands(sub)
     return p
 
 
@@ -150,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
             return _recommend(args)
         if args.command == "export":
             return _export(args)
+        if args.command == "data":
+            return _data(args)
     except TrainingDiverged as e:
         print(f"softbpr: training diverged: {e}", file=sys.stderr)
         return 3
@@ -261,6 +264,99 @@ def _export(args) -> int:
     print(f"{len(rec.user_ids):,} users, {len(rec.item_ids):,} items, dim "
           f"{rec.user_embeddings.shape[1]} -> {', '.join(str(f) for f in files)}")
     return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# Datasets: list, fetch, prepare, info (see catalog.py, prepare.py and docs/data.md)
+
+DATA_EPILOG = """\
+examples:
+  softbpr data list
+  softbpr data fetch ml-100k
+  softbpr data fetch taobao --from ~/Downloads/UserBehavior.csv.zip
+  softbpr data prepare ml-100k --out data/ml-100k
+  softbpr data prepare path/to/log.csv --columns user,item,behavior,timestamp --out data/mine
+  softbpr data info data/ml-100k
+  softbpr train --data data/ml-100k
+The cache folder is $SOFTBPR_DATA (default: the user's cache folder + softbpr)."""
+
+
+def _add_data_commands(sub) -> None:
+    d = sub.add_parser("data", help="list, fetch and prepare datasets", epilog=DATA_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    dsub.add_parser("list", help="the known datasets: size, counts, whether cached")
+    f = dsub.add_parser("fetch", help="download a known dataset into the cache, verified")
+    f.add_argument("name")
+    f.add_argument("--from", dest="source", metavar="PATH_OR_URL",
+                   help="a local copy (the file, or a folder holding it) or a mirror URL")
+    f.add_argument("--quiet", action="store_true", help="no progress bar")
+    p = dsub.add_parser("prepare", help="the paper's preprocessing + split -> a folder that "
+                                        "`softbpr train --data DIR` reads")
+    p.add_argument("source", metavar="NAME|PATH", help="a cached dataset name or a file/folder")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--format", default="auto", help="auto | lightgcn | csv | recbole | parquet")
+    p.add_argument("--columns", help="column names of a file without header, e.g. "
+                                     "user,item,behavior,timestamp")
+    p.add_argument("--positives", help="behaviour values that count as positives, e.g. buy,cart "
+                                       "(default: all)")
+    p.add_argument("--min-rating", type=float, help="drop rows rated below this")
+    p.add_argument("--user-core", type=int, default=10,
+                   help="keep users with at least this many items (default 10; 0 = off)")
+    p.add_argument("--item-core", type=int, default=0, help="also filter items (default 0 = off)")
+    p.add_argument("--users", type=int, dest="n_users", help="random subset of this many users")
+    p.add_argument("--split", default="temporal", help="temporal (default) | random | given")
+    p.add_argument("--valid-ratio", type=float, default=0.1)
+    p.add_argument("--test-ratio", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=2024, help="user subset / random split seed")
+    p.add_argument("--name", help="dataset name in summary.json (default: from the source)")
+    p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out")
+    i = dsub.add_parser("info", help="the Table 1 row (users, items, interactions, density)")
+    i.add_argument("path", metavar="DIR|PATH")
+    i.add_argument("--json", action="store_true", help="print the whole summary as JSON")
+
+
+def _data(args) -> int:
+    from . import catalog
+    from .prepare import PrepareConfig, info, prepare
+
+    if args.data_command == "list":
+        rows = catalog.table()
+        print(f"cache: {catalog.data_home()}")
+        head = ("name", "size", "users", "items", "interactions", "cached")
+        widths = [max(len(str(r[h])) for r in [dict(zip(head, head))] + rows) for h in head]
+        for r in [dict(zip(head, head))] + rows:
+            print("  ".join(str(r[h]).rjust(w) if 0 < k < 5 else str(r[h]).ljust(w)
+                            for k, (h, w) in enumerate(zip(head, widths))).rstrip())
+        return 0
+    if args.data_command == "fetch":
+        catalog.fetch(args.name, args.source, quiet=args.quiet or not sys.stderr.isatty())
+        return 0
+    if args.data_command == "prepare":
+        cfg = PrepareConfig(
+            positives=tuple(args.positives.split(",")) if args.positives else None,
+            min_rating=args.min_rating, user_core=args.user_core, item_core=args.item_core,
+            n_users=args.n_users, seed=args.seed, split=args.split,
+            valid_ratio=args.valid_ratio, test_ratio=args.test_ratio)
+        prepare(args.source, args.out, cfg, fmt=args.format, columns=args.columns,
+                name=args.name, overwrite=args.overwrite)
+        return 0
+    if args.data_command == "info":
+        s = info(args.path)
+        if args.json:
+            print(json.dumps(s, indent=2))
+            return 0
+        c = s["counts"]
+        head = ("Dataset", "User", "Item", "Interaction", "Density")
+        row = (s["name"], f"{c['users']:,}", f"{c['items']:,}", f"{c['interactions']:,}",
+               f"{c['density']:.5f}")
+        widths = [max(len(a), len(b)) for a, b in zip(head, row)]
+        for r in (head, row):
+            print("  ".join(x.ljust(w) if k == 0 else x.rjust(w)
+                            for k, (x, w) in enumerate(zip(r, widths))))
+        print(f"train {c['train']:,} / valid {c['valid']:,} / test {c['test']:,}")
+        return 0
+    return 2
 
 
 if __name__ == "__main__":

@@ -58,6 +58,28 @@ class IdMap:
         return IdMap(self.ids[keep])
 
 
+def unique(x: np.ndarray) -> np.ndarray:
+    """Sorted unique values, by sorting: numpy >= 2.3's hash-based `np.unique` is ~50x slower
+    on large int64 arrays (1.4 s vs 0.02 s for 1M keys)."""
+    s = np.sort(np.asarray(x))
+    if len(s) < 2:
+        return s
+    keep = np.empty(len(s), dtype=bool)
+    keep[0] = True
+    np.not_equal(s[1:], s[:-1], out=keep[1:])
+    return s[keep]
+
+
+def isin(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """`np.isin(a, b)` through a sorted search (see `unique` for why not numpy's)."""
+    a = np.asarray(a)
+    ub = unique(b)
+    if len(ub) == 0:
+        return np.zeros(a.shape, dtype=bool)
+    pos = np.minimum(np.searchsorted(ub, a), len(ub) - 1)
+    return ub[pos] == a
+
+
 def _norm(x) -> str:
     """Canonical key for an external id: ints and numeric strings compare equal."""
     if isinstance(x, (int, np.integer)):
@@ -171,8 +193,8 @@ def k_core(data: Interactions, k: int, log=print) -> Interactions:
 
 def compact(data: Interactions) -> Interactions:
     """Drop users/items with no rows and renumber the rest 0..n-1 (order preserved)."""
-    uk = np.unique(data.users)
-    ik = np.unique(data.items)
+    uk = unique(data.users)
+    ik = unique(data.items)
     unew = np.searchsorted(uk, data.users)
     inew = np.searchsorted(ik, data.items)
     return Interactions(unew, inew, data.times, data.user_map.subset(uk), data.item_map.subset(ik))

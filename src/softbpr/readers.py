@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import DataError, Interactions, make_idmap
+from .data import DataError, Interactions, make_idmap, unique
 
 FORMATS = ("auto", "lightgcn", "csv", "recbole", "parquet")
 
@@ -145,8 +145,10 @@ def _take(fh, n: int) -> list[str]:
 def _guess_kind(name: str, values: list[str]) -> str:
     """'int' | 'float' | 'str' | 'date' for a column, from a sample of its values."""
     if name in ("timestamp", "rating"):
-        dates = name == "timestamp" and values and all(_is_date(v) for v in values)
-        return "date" if dates and not all(_is_float(v) for v in values) else "float"
+        if all(_is_float(v) for v in values):
+            return "float"
+        dates = name == "timestamp" and any(_is_date(v) for v in values if not _is_float(v))
+        return "date" if dates else "float"
     return "int" if values and all(_INT_LIKE.fullmatch(v) for v in values) else "str"
 
 
@@ -324,10 +326,11 @@ def read_delimited(path: str | Path, columns: str = "user,item,timestamp",
 # LightGCN / NGCF format
 
 
-def read_lightgcn_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def read_lightgcn_file(path: Path, allow_empty: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Parse one ``user item item ...`` file into raw (user, item) id arrays (int64).
 
     Blank lines are skipped; a user line with no items is allowed (the user just has none here).
+    An empty file is an error unless `allow_empty` (a prepared valid.txt may be empty).
     """
     path = Path(path)
     with open_text(path) as fh:
@@ -337,6 +340,8 @@ def read_lightgcn_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
     # a token starts at a non-space byte preceded by a space (or the start of the file)
     starts = np.flatnonzero(~space & np.concatenate([[True], space[:-1]]))
     if len(starts) == 0:
+        if allow_empty:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
         raise DataError(f"{path}: the file is empty")
     line_of = np.cumsum(buf == 10)[starts]  # line index (0-based) of each token
     try:
@@ -409,7 +414,7 @@ def read_id_map(path: Path) -> np.ndarray:
     except ValueError:
         raise DataError(f"{path}: the second column (remap_id) must be integers") from None
     n = len(remap)
-    if n == 0 or remap.min() < 0 or remap.max() != n - 1 or len(np.unique(remap)) != n:
+    if n == 0 or remap.min() < 0 or remap.max() != n - 1 or len(unique(remap)) != n:
         raise DataError(f"{path}: remap ids must be 0..n-1, each once")
     org, codes = make_idmap(arr[:, 0].astype(str))
     if len(org) != n:
@@ -422,7 +427,7 @@ def read_id_map(path: Path) -> np.ndarray:
 def read_lightgcn(path: str | Path) -> GivenSplit:
     """Read train/test(/valid) of a LightGCN dataset; apply user_list.txt/item_list.txt if there."""
     files = lightgcn_files(path)
-    parts = {name: read_lightgcn_file(f) for name, f in files.items()}
+    parts = {name: read_lightgcn_file(f, allow_empty=name != "train") for name, f in files.items()}
     folder = files["train"].parent
     notes = []
     for k, what in ((0, "user"), (1, "item")):

@@ -12,7 +12,9 @@ Split rules (per user, with n = the user's number of interactions after de-dupli
 
 Held-out pairs that also occur in train are dropped from valid/test (they are masked at ranking
 time and could never be hit); users with no train interaction are dropped from valid/test (a
-model cannot rank for them). Every such drop is printed with its count.
+model cannot rank for them); valid pairs that are also test pairs are dropped from valid. Test
+items never seen in train stay in test (a model can hardly rank them: they count as misses) and
+are reported. Every such drop is printed with its count.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Callable
 import numpy as np
 import scipy.sparse as sp
 
-from .data import DataError, IdMap, Interactions, compact, k_core, make_idmap
+from .data import DataError, IdMap, Interactions, compact, isin, k_core, make_idmap, unique
 from .readers import detect_format, read_delimited, read_lightgcn
 
 
@@ -170,7 +172,7 @@ def _split_given(parts: dict, seed: int, valid_ratio: float, name: str,
         log(msg)
 
     def unique_pairs(p: Pairs, what: str) -> Pairs:
-        key = np.unique(p.users * n_i + p.items)
+        key = unique(p.users * n_i + p.items)
         if len(key) < len(p):
             note(f"{what}: dropped {len(p) - len(key):,} duplicate (user, item) pairs")
         return Pairs(key // n_i, key % n_i)
@@ -195,25 +197,30 @@ def _finish(name, train: Pairs, valid: Pairs, test: Pairs, umap: IdMap, imap: Id
             notes: list[str], log) -> Split:
     """Apply the held-out rules of the module doc and report what they drop."""
     n_u, n_i = len(umap), len(imap)
-    train_key = np.unique(train.users * n_i + train.items)
+    train_key = unique(train.users * n_i + train.items)
     has_train = np.bincount(train.users, minlength=n_u) > 0
 
     def clean(p: Pairs, what: str) -> Pairs:
         key = p.users * n_i + p.items
-        overlap = np.isin(key, train_key)
+        overlap = isin(key, train_key)
         cold = ~has_train[p.users]
         if overlap.any():
             notes.append(m := f"{what}: dropped {int(overlap.sum()):,} pairs also in train")
             log(m)
         if (cold & ~overlap).any():
             notes.append(m := f"{what}: dropped {int((cold & ~overlap).sum()):,} pairs of "
-                         f"{len(np.unique(p.users[cold])):,} users with no train interaction")
+                         f"{len(unique(p.users[cold])):,} users with no train interaction")
             log(m)
         keep = ~overlap & ~cold
         return Pairs(p.users[keep], p.items[keep])
 
     valid, test = clean(valid, "valid"), clean(test, "test")
-    unseen = ~np.isin(test.items, train.items)
+    both = isin(valid.users * n_i + valid.items, test.users * n_i + test.items)
+    if both.any():  # a held-out pair counts once: in test
+        notes.append(m := f"valid: dropped {int(both.sum()):,} pairs also in test")
+        log(m)
+        valid = Pairs(valid.users[~both], valid.items[~both])
+    unseen = ~isin(test.items, train.items)
     if unseen.any():
         notes.append(m := f"test: {int(unseen.sum()):,} pairs have items never seen in train; "
                      "they stay (as misses a model can hardly rank)")

@@ -1,0 +1,114 @@
+"""The paper's preprocessing (prepare.py) and prepared folders, on a small hand-made log."""
+
+import json
+
+import numpy as np
+import pytest
+
+from softbpr.cli import main
+from softbpr.config import DataConfig
+from softbpr.data import DataError
+from softbpr.prepare import PrepareConfig, prepare
+from softbpr.split import load_split
+
+
+def taobao_like(tmp_path, n_users=30, seed=0):
+    """UserBehavior-style rows: user,item,category,behaviour,timestamp (no header), string
+    behaviours, duplicates, a few light users, and ties in time."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        n = 4 if u % 10 == 0 else 15  # users 0, 10, 20 fall below the 10-core
+        for k in range(n):
+            item = 1000 + (u * 7 + k * 3) % 60
+            t = 1511539200 + 3600 * (k // 2)  # pairs of rows share a timestamp (ties)
+            rows.append(f"u{u},{item},5,{rng.choice(['pv', 'fav', 'cart', 'buy'])},{t}")
+        rows.append(rows[-1].replace(",pv,", ",buy,"))  # same pair again, same time
+    p = tmp_path / "UserBehavior.csv"
+    p.write_text("\n".join(rows) + "\n")
+    return p
+
+
+COLS = "user,item,category,behavior,timestamp"
+
+
+def test_prepare_follows_the_paper_and_round_trips(tmp_path):
+    src = taobao_like(tmp_path)
+    logs = []
+    s = prepare(src, tmp_path / "out", PrepareConfig(), columns=COLS, log=logs.append)
+    c = s["counts"]
+    assert c["users"] == 27  # 3 users below the 10-core dropped, with a count
+    assert any("dropped 3 users with fewer than 10" in m for m in logs)
+    assert any("duplicate (user, item)" in m for m in logs)
+    # temporal: per user the latest 10% (round(1.5) = 2 of 15) -> test, 2 before -> valid
+    assert c["test"] == 27 * 2 and c["valid"] == 27 * 2 and c["train"] == 27 * 11
+    assert s["preprocessing"]["tie_rule"].startswith("ties in time")
+    files = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert files == ["item_list.txt", "summary.json", "test.txt", "train.txt", "user_list.txt",
+                     "valid.txt"]
+    # `softbpr train --data DIR` reads it back with the original ids and the same pairs
+    sp = load_split(DataConfig(data=str(tmp_path / "out")), log=lambda m: None)
+    assert (len(sp.train), len(sp.valid), len(sp.test)) == (c["train"], c["valid"], c["test"])
+    assert "u1" in sp.user_map and "u0" not in sp.user_map and sp.item_map.ids.dtype == np.int64
+    # test holds each user's latest rows: no train row of a user is later than its test rows
+    times = {}
+    for line in src.read_text().splitlines():
+        u, i, _, _, t = line.split(",")
+        times.setdefault((u, int(i)), int(t))  # earliest copy of a pair
+    ext = lambda p: [(sp.user_map.ids[u], sp.item_map.ids[i]) for u, i in zip(p.users, p.items)]
+    last_train, first_test = {}, {}
+    for u, i in ext(sp.train):
+        last_train[u] = max(last_train.get(u, 0), times[(u, i)])
+    for u, i in ext(sp.test):
+        first_test[u] = min(first_test.get(u, 1 << 40), times[(u, i)])
+    assert all(last_train[u] <= first_test[u] for u in first_test)
+
+
+def test_positives_subset_and_determinism(tmp_path):
+    src = taobao_like(tmp_path)
+    a = prepare(src, tmp_path / "a", PrepareConfig(n_users=10, seed=1), columns=COLS,
+                log=lambda m: None)
+    b = prepare(src, tmp_path / "b", PrepareConfig(n_users=10, seed=1), columns=COLS,
+                log=lambda m: None)
+    assert a["counts"] == b["counts"] and a["counts"]["users"] == 10
+    assert (tmp_path / "a" / "test.txt").read_text() == (tmp_path / "b" / "test.txt").read_text()
+    logs = []
+    buy = prepare(src, tmp_path / "buy", PrepareConfig(positives=("buy",), user_core=2,
+                                                       split="random"), columns=COLS,
+                  log=logs.append)
+    assert any(m.startswith("positives buy: dropped") for m in logs)
+    assert buy["counts"]["interactions"] < a["counts"]["interactions"] * 3
+    with pytest.raises(FileExistsError):
+        prepare(src, tmp_path / "a", PrepareConfig(), columns=COLS, log=lambda m: None)
+    with pytest.raises(DataError, match="needs a rating column"):
+        prepare(src, tmp_path / "c", PrepareConfig(min_rating=4), columns=COLS,
+                log=lambda m: None)
+
+
+def test_cli_prepare_info_then_train_keeps_external_ids(tmp_path, capsys):
+    src = taobao_like(tmp_path)
+    out = tmp_path / "prep"
+    assert main(["data", "prepare", str(src), "--columns", COLS, "--out", str(out)]) == 0
+    assert main(["data", "info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "Dataset" in text and "Density" in text and "27" in text
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(out), "--epochs", "1", "--eval-every", "1", "--dim", "8",
+                 "--device", "cpu", "--quiet", "--out", str(run)]) == 0
+    emb = np.load(run / "embeddings.npz")
+    assert "u1" in emb["user_ids"].tolist()
+    assert set(emb["item_ids"].tolist()) <= set(range(1000, 1060))
+    assert json.loads((out / "summary.json").read_text())["counts"]["users"] == 27
+
+
+def test_cli_data_list_and_fetch_from_local_copy(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SOFTBPR_DATA", str(tmp_path / "cache"))
+    assert main(["data", "list"]) == 0
+    text = capsys.readouterr().out
+    assert "taobao" in text and "100,150,807" in text and "cached" in text
+    src = tmp_path / "UserBehavior.csv"  # the unzipped file is accepted as the archive member
+    src.write_text("1,2,3,pv,1511539200\n")
+    assert main(["data", "fetch", "taobao", "--from", str(src), "--quiet"]) == 0
+    assert (tmp_path / "cache" / "taobao" / "UserBehavior.csv").exists()
+    assert "cannot be verified" in capsys.readouterr().out
+    assert main(["data", "fetch", "no-such-set"]) == 2
