@@ -226,3 +226,9 @@ def test_vectorised_lightgcn_reader_matches_line_by_line(tmp_path):
     u, i = read_lightgcn_file(p)
     ref = [(int(t[0]), int(x)) for t in (ln.split() for ln in lines) for x in t[1:]]
     assert list(zip(u.tolist(), i.tolist())) == ref
+
+
+def test_long_string_ids_are_not_cut(tmp_path):
+    rows = [f"u{k},i{k}" for k in range(250)] + ["u_" + "x" * 100 + ",i_1"]
+    d = read_delimited(write(tmp_path, "long.csv", "\n".join(rows) + "\n"), "user,item")
+    assert "u_" + "x" * 100 in d.user_map.ids.tolist() and len(d) == 251

@@ -168,7 +168,7 @@ def _is_date(s: str) -> bool:
     return True
 
 
-_NP = {"int": np.int64, "float": np.float64, "str": object, "date": object}
+_NP = {"int": np.int64, "float": np.float64, "date": object}
 
 
 def read_table(path: str | Path, columns: str | None = None, want=("user", "item", "timestamp"),
@@ -192,16 +192,20 @@ def read_table(path: str | Path, columns: str | None = None, want=("user", "item
              for n, c in cols.items()}
     # '::' is not a one-character delimiter: split on ':' and take every second field
     delim, stride = (":", 2) if lay.sep == "::" else (lay.sep, 1)
+    # string columns are read as fixed-width unicode (an object column of 20M str costs ~1 GB);
+    # a value that fills the width may be cut, so the column is then re-read twice as wide
+    width = {n: max(16, 2 * max((len(r[c]) for r in lay.sample if len(r) > c), default=0))
+             for n, c in cols.items()}
     filtered = False
-    for _attempt in range(len(cols) + 2):
-        dtype = [(n, _NP[kinds[n]]) for n in cols]
+    for _attempt in range(4 * len(cols) + 8):
+        dtype = [(n, f"U{width[n]}" if kinds[n] == "str" else _NP[kinds[n]]) for n in cols]
         try:
             with open_text(path) as fh:
                 src = (ln for ln in fh if ln.strip()) if filtered else fh
                 arr = np.loadtxt(src, delimiter=delim, usecols=[c * stride for c in cols.values()],
-                                 dtype=dtype, skiprows=int(lay.header) if filtered else lay.skip, comments=None,
-                                 quotechar='"' if lay.sep == "," else None, ndmin=1)
-            break
+                                 dtype=dtype, skiprows=int(lay.header) if filtered else lay.skip,
+                                 comments=None, quotechar='"' if lay.sep == "," else None,
+                                 ndmin=1)
         except ValueError as e:
             # the error path: find the first bad line (Python, line by line) and decide
             bad = _scan(path, lay, cols, kinds)
@@ -214,7 +218,14 @@ def read_table(path: str | Path, columns: str | None = None, want=("user", "item
                 kinds[col] = "str"  # a non-integer (or over-long) id: keep ids as strings
             else:
                 raise DataError(kind) from None
-    else:  # pragma: no cover - every retry changes a kind, so this is bounded
+            continue
+        cut = [n for n in cols if kinds[n] == "str" and len(arr) and
+               int(np.char.str_len(arr[n]).max()) >= width[n]]
+        if not cut:
+            break
+        for n in cut:
+            width[n] *= 4
+    else:  # pragma: no cover - every retry widens something, so this is bounded
         raise DataError(f"{path}: could not be parsed")
     if len(arr) == 0:
         raise DataError(f"{path}: no data lines")
@@ -225,9 +236,6 @@ def read_table(path: str | Path, columns: str | None = None, want=("user", "item
         except DataError as e:
             bad = _scan(path, lay, cols, kinds)  # name the line when there is one
             raise DataError(bad[0] if bad and bad[1] is None else str(e)) from None
-    for n in cols:
-        if kinds[n] == "str":
-            out[n] = out[n].astype(str)  # fixed-width unicode: sortable, fast to factorise
     return out
 
 
