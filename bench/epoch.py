@@ -3,12 +3,14 @@
     python bench/epoch.py                       # default dataset, ml-100k and Gowalla if present
     python bench/epoch.py --datasets synthetic --device cuda
     python bench/epoch.py --max-batches 100     # time at most 100 batches, extrapolate the epoch
+    python bench/epoch.py --model ngcf          # the same samplers with NGCF as the recommender
 
 Datasets: `synthetic` (the built-in default), `ml-100k` (../shared/data/ml-100k/u.data, per-user
 80/20 random split), `gowalla` (../shared/data/gowalla, the LightGCN files). Missing real data is
-skipped with a note. For each: LightGCN (d=64, L=3, batch 2048) epoch time for rns, dns H=16,
-dns H=64 and sdns H=16 (an epoch longer than --max-batches is timed on that many batches and
-extrapolated), one forward and one backward propagation, a full test evaluation (top-50, train
+skipped with a note. For each: LightGCN (or --model; d=64, L=3, batch 2048) epoch time for rns,
+dns H=16, dns H=64, sdns H=16 and the baselines mixgcf H=16, irgan and advir (an epoch longer
+than --max-batches is timed on that many batches and extrapolated; a sampler's one-off `setup`,
+e.g. the GAN generator's pre-training, is timed apart), one forward and one backward propagation, a full test evaluation (top-50, train
 and valid items masked) and the bare user x item score matmul over the same users. Ratios printed:
   dns/rns batch      (target <= 1.3: candidate scoring must not dominate)
   batch / 2 fwd      (target <= 1.5: backward through the symmetric adjacency ~ one forward)
@@ -37,7 +39,9 @@ from softbpr.train import evaluate_model, train_one_epoch
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SAMPLERS = [("rns", "uniform", "bpr", 1), ("dns H=16", "dns", "bpr", 16),
-            ("dns H=64", "dns", "bpr", 64), ("sdns H=16", "dns", "soft_bpr", 16)]
+            ("dns H=64", "dns", "bpr", 64), ("sdns H=16", "dns", "soft_bpr", 16),
+            ("mixgcf H=16", "mixgcf", "bpr", 16), ("irgan", "irgan", "bpr", 1),
+            ("advir", "advir", "adv_bpr", 1)]
 
 
 def data_config(name: str) -> DataConfig | None:
@@ -68,7 +72,8 @@ def timed(fn, dev, repeat: int) -> float:
     return (time.perf_counter() - t) / repeat
 
 
-def bench(name: str, dev: torch.device, max_batches: int, batch: int = 2048) -> dict:
+def bench(name: str, dev: torch.device, max_batches: int, batch: int = 2048,
+          model_name: str = "lightgcn", gen_pretrain_epochs: int = 10) -> dict:
     cfg = data_config(name)
     if cfg is None:
         print(f"\n== {name}: skipped (not found under {SHARED})")
@@ -86,16 +91,25 @@ def bench(name: str, dev: torch.device, max_batches: int, batch: int = 2048) -> 
     sel = rng.permutation(n)[:timed_batches * batch]
     tu = torch.from_numpy(split.train.users[sel]).to(dev)
     ti = torch.from_numpy(split.train.items[sel]).to(dev)
-    out: dict = {"dataset": name, "users": split.n_users, "items": split.n_items, "train": n,
-                 "batches_per_epoch": n_batches}
+    out: dict = {"dataset": name, "model": model_name, "users": split.n_users,
+                 "items": split.n_items, "train": n, "batches_per_epoch": n_batches}
 
-    model = build_model("lightgcn", split.n_users, split.n_items, 64, 3, "xavier",
+    model = build_model(model_name, split.n_users, split.n_items, 64, 3, "xavier",
                         torch.Generator().manual_seed(0)).to(dev)
     gen = torch.Generator(device=dev).manual_seed(0)
     per_batch = {}
     for label, sname, lname, H in SAMPLERS:
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        sampler, loss = build_sampler(sname, H), build_loss(lname, 0.9 if lname != "bpr" else 0)
+        gan = {"pretrain_epochs": gen_pretrain_epochs} if sname in ("irgan", "advir") else {}
+        sampler = build_sampler(sname, H, **gan)
+        loss = build_loss(lname, 0.9 if lname in ("soft_bpr", "mixed_bpr") else 0)
+        setup_s = 0.0
+        if hasattr(sampler, "setup"):
+            ts = time.perf_counter()
+            sampler.setup(model, graph, split, dev, gen)
+            sync(dev)
+            setup_s = time.perf_counter() - ts
+            out[f"setup_s[{label}]"] = setup_s
         # warm-up on a few batches, then one timed pass
         train_one_epoch(model, graph, sampler, loss, 1e-4, opt, tu[:2 * batch], ti[:2 * batch],
                         batch, gen)
@@ -105,8 +119,9 @@ def bench(name: str, dev: torch.device, max_batches: int, batch: int = 2048) -> 
         per_batch[label] = pb
         out[f"epoch_s[{label}]"] = pb * n_batches
         out[f"sample_s[{label}]"] = st["sample_seconds"] / timed_batches * n_batches
-        print(f"   {label:10s} {pb * n_batches:8.2f} s/epoch  ({pb * 1e3:6.1f} ms/batch, "
-              f"sampling {st['sample_seconds'] / timed_batches * 1e3:5.1f} ms/batch)")
+        print(f"   {label:11s} {pb * n_batches:8.2f} s/epoch  ({pb * 1e3:6.1f} ms/batch, "
+              f"sampling {st['sample_seconds'] / timed_batches * 1e3:5.1f} ms/batch)"
+              + (f"; setup {setup_s:.1f} s once" if setup_s >= 0.05 else ""))
 
     model.train()
     w = None
@@ -125,8 +140,8 @@ def bench(name: str, dev: torch.device, max_batches: int, batch: int = 2048) -> 
     t_f = timed(fwd, dev, rep)
     t_fb = timed(fwd_bwd, dev, rep)
     out.update({"forward_ms": t_f * 1e3, "backward_ms": (t_fb - t_f) * 1e3})
-    print(f"   propagation: forward {t_f * 1e3:.1f} ms, backward {(t_fb - t_f) * 1e3:.1f} ms "
-          "per batch (3 layers, full graph)")
+    print(f"   propagation ({model_name}): forward {t_f * 1e3:.1f} ms, backward "
+          f"{(t_fb - t_f) * 1e3:.1f} ms per batch (3 layers, full graph)")
 
     model.eval()
     t_eval = timed(lambda: evaluate_model(model, graph, split, "test", (20, 50)), dev, 1)
@@ -172,11 +187,16 @@ def main() -> None:
     ap.add_argument("--datasets", default="synthetic,ml-100k,gowalla")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--max-batches", type=int, default=150)
+    ap.add_argument("--model", default="lightgcn", help="lightgcn | ngcf | mf")
+    ap.add_argument("--gen-pretrain-epochs", type=int, default=10,
+                    help="irgan/advir generator pre-training epochs (timed as setup)")
     ap.add_argument("--json", help="also write the figures to this JSON file")
     args = ap.parse_args()
     dev = pick_device(args.device)
     print(f"machine: {machine(dev)}; device {dev}")
-    rows = [r for d in args.datasets.split(",") if (r := bench(d.strip(), dev, args.max_batches))]
+    rows = [r for d in args.datasets.split(",")
+            if (r := bench(d.strip(), dev, args.max_batches, model_name=args.model,
+                           gen_pretrain_epochs=args.gen_pretrain_epochs))]
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": machine(dev), "rows": rows}, indent=2))
 

@@ -139,6 +139,11 @@ def test_mixgcf_negative_is_on_the_positive_candidate_segments(blocks, model_nam
         layers.append(e_l)
     torch.testing.assert_close(neg.emb, model.pool(layers))  # pooled like a real item
     torch.testing.assert_close(neg.ego, layers[0])  # layer-0 row for the L2 penalty
+    st = sampler.stats()  # hardness: pooled scores of the synthetic negative and of candidates
+    u = emb.user[users].detach()
+    assert st["neg_score"] == pytest.approx(float((u * neg.emb.detach()).sum(-1).mean()), rel=1e-4)
+    cand_scores = (u.unsqueeze(1) * emb.item[cand].detach()).sum(-1)
+    assert st["cand_score"] == pytest.approx(float(cand_scores.mean()), rel=1e-4, abs=1e-6)
     if model_name == "lightgcn":
         assert (idx[:, 0] != idx[:, -1]).any()  # hop mixing: layers pick different candidates
     # gradient reaches the positive's and the chosen candidates' ego rows

@@ -63,6 +63,20 @@ from .models import Embeddings
 from .samplers import Negatives, Tally, uniform_candidates
 
 
+def draw(probs: torch.Tensor, k: int, generator: torch.Generator | None) -> torch.Tensor:
+    """k independent draws per row of probs [c, n] (rows sum to 1) -> [c, k] int64.
+
+    Inverse-CDF sampling: one uniform per draw and a binary search in the row's float64 CDF;
+    zero-probability entries (masked positives) have empty intervals and are never drawn. Same
+    distribution as torch.multinomial(..., replacement=True), several times faster on CPU for
+    k = 1 (multinomial then draws an exponential per entry).
+    """
+    cdf = probs.double().cumsum(-1)  # [c, n]
+    u = torch.rand(probs.shape[0], k, dtype=torch.float64, device=probs.device,
+                   generator=generator) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, right=True).clamp_(max=probs.shape[1] - 1)
+
+
 class IRGANSampler:
     """IRGAN (Wang et al., SIGIR 2017) as a negative sampler; see the module docstring."""
 
@@ -173,9 +187,9 @@ class IRGANSampler:
             with torch.no_grad():
                 lt = logits.detach()
                 p_d = torch.softmax(lt / self.temperature, -1)  # D's sampling distribution
-                items[s:s + chunk] = torch.multinomial(p_d, 1, generator=generator).squeeze(1)
+                items[s:s + chunk] = draw(p_d, 1, generator).squeeze(1)
                 p = torch.softmax(lt, -1)  # p_θ: G's policy
-                js = torch.multinomial(p, S, replacement=True, generator=generator)  # [c, S]
+                js = draw(p, S, generator)  # [c, S]
                 r = self.reward(emb, u, i, js).detach()  # [c, S]
                 self.tally.add("neg_prob", p_d.gather(1, items[s:s + chunk, None]))
                 self.tally.add("gen_reward", r)

@@ -169,7 +169,9 @@ class MixGCFSampler:
        (the reference draws `torch.rand(B, 1, L+1, 1)`: a fresh coefficient per layer), and
        c'_m^(l) = α_l e_i^(l) + (1 − α_l) e_m^(l);
     3. hop mixing: per layer, keep m_l = argmax_m <s^(l), c'_m^(l)> (chosen under no_grad, so
-       layers may pick different candidates). s^(l) follows the reference code: with mean
+       layers may pick different candidates). Since <s, c'_m> = α<s, e_i> + (1 − α)<s, e_m> with
+       1 − α > 0, the arg-max equals argmax_m <s^(l), e_m^(l)>: we score the raw candidates and
+       mix only the chosen one (tests/test_baselines.py checks this against the literal code). s^(l) follows the reference code: with mean
        pooling (LightGCN, MF) it is the *pooled* user vector for every layer; with concat
        pooling (NGCF) it is the user's own layer-l output (`if pool != 'concat'` in MixGCF);
     4. the synthetic negative [c'_{m_0}^(0), ..., c'_{m_L}^(L)] is pooled exactly like a real
@@ -204,18 +206,18 @@ class MixGCFSampler:
         cand = uniform_candidates(graph, users, self.pool_size, generator)  # [B, H]
         B = users.shape[0]
         alpha = torch.rand(B, n_layers, device=cand.device, generator=generator)  # [B, L+1]
-        picks = []
+        picks, cand_score = [], 0.0
         with torch.no_grad():
             s_pooled = emb.user[users].detach()  # [B, d']
             for l in range(n_layers):
                 s = emb.user_layers[l][users].detach() if self.per_layer_user else s_pooled
-                p_l = emb.item_layers[l][pos].detach()  # [B, d]
                 n_l = F.embedding(cand, emb.item_layers[l].detach())  # [B, H, d]
-                a = alpha[:, l, None, None]  # [B, 1, 1]
-                mixed = a * p_l.unsqueeze(1) + (1 - a) * n_l  # [B, H, d] positive mixing
-                picks.append(torch.bmm(mixed, s.unsqueeze(2)).squeeze(2).argmax(1))  # hop mixing
+                sc = torch.bmm(n_l, s.unsqueeze(2)).squeeze(2)  # [B, H] <s^(l), e_m^(l)>
+                picks.append(sc.argmax(1))  # hop mixing (positive mixing keeps the arg-max)
+                cand_score = cand_score + sc
             chosen = cand.gather(1, torch.stack(picks, 1))  # [B, L+1] item id per layer
-            self.tally.add("cand_score", _scores(s_pooled, F.embedding(cand, emb.item.detach())))
+            # pooled candidate scores: concat -> sum of per-layer scores; mean -> their mean
+            self.tally.add("cand_score", cand_score / (1 if self.per_layer_user else n_layers))
         # recompute only the selected mixtures, now with gradient (same values as above)
         layers = [alpha[:, l:l + 1] * emb.item_layers[l][pos]
                   + (1 - alpha[:, l:l + 1]) * emb.item_layers[l][chosen[:, l]]
