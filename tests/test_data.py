@@ -232,3 +232,10 @@ def test_long_string_ids_are_not_cut(tmp_path):
     rows = [f"u{k},i{k}" for k in range(250)] + ["u_" + "x" * 100 + ",i_1"]
     d = read_delimited(write(tmp_path, "long.csv", "\n".join(rows) + "\n"), "user,item")
     assert "u_" + "x" * 100 in d.user_map.ids.tolist() and len(d) == 251
+
+
+def test_invalid_utf8_is_replaced_not_fatal(tmp_path):
+    p = tmp_path / "latin.csv"
+    p.write_bytes(b"1,caf\xe9\n2,tea\n")
+    d = read_delimited(p, "user,item")
+    assert len(d) == 2 and "tea" in d.item_map.ids.tolist()

@@ -196,16 +196,21 @@ def read_table(path: str | Path, columns: str | None = None, want=("user", "item
     # a value that fills the width may be cut, so the column is then re-read twice as wide
     width = {n: max(16, 2 * max((len(r[c]) for r in lay.sample if len(r) > c), default=0))
              for n, c in cols.items()}
-    filtered = False
+    filtered = lenient = False
     for _attempt in range(4 * len(cols) + 8):
         dtype = [(n, f"U{width[n]}" if kinds[n] == "str" else _NP[kinds[n]]) for n in cols]
+        kw = dict(delimiter=delim, usecols=[c * stride for c in cols.values()], dtype=dtype,
+                  skiprows=int(lay.header) if filtered else lay.skip, comments=None,
+                  quotechar='"' if lay.sep == "," else None, ndmin=1)
         try:
-            with open_text(path) as fh:
-                src = (ln for ln in fh if ln.strip()) if filtered else fh
-                arr = np.loadtxt(src, delimiter=delim, usecols=[c * stride for c in cols.values()],
-                                 dtype=dtype, skiprows=int(lay.header) if filtered else lay.skip,
-                                 comments=None, quotechar='"' if lay.sep == "," else None,
-                                 ndmin=1)
+            if filtered or lenient:
+                with open_text(path) as fh:  # invalid UTF-8 replaced; blank lines filtered
+                    arr = np.loadtxt((ln for ln in fh if ln.strip()) if filtered else fh, **kw)
+            else:  # numpy opens the file (.gz too) itself: ~30% faster than a Python stream
+                arr = np.loadtxt(str(path), encoding="utf-8", **kw)
+        except UnicodeDecodeError:
+            lenient = True
+            continue
         except ValueError as e:
             # the error path: find the first bad line (Python, line by line) and decide
             bad = _scan(path, lay, cols, kinds)
