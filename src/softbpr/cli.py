@@ -55,6 +55,7 @@ TRAIN_FLAGS: list[tuple[str, type, str]] = [
     ("--metric", str, "validation metric for early stopping (default ndcg@50)"),
     ("--seed", int, "training seed (default 2020)"),
     ("--device", str, "auto | cpu | cuda | cuda:N"),
+    ("--checkpoint-every", int, "write the resumable training state every N epochs (default 1)"),
 ]
 
 
@@ -72,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="run directory (default runs/<data>-<model>-<method>-s<seed>-"
                                  "<time>)")
     t.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its "
+                   "state.pt, with its own config.json (no other config flags)")
     t.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     e = sub.add_parser("evaluate", help="recompute valid/test metrics from a run's checkpoint")
     e.add_argument("run_dir")
@@ -83,29 +86,62 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train(args) -> int:
-    from .config import load
+    import os
+
+    from .config import ConfigError, Experiment, load
     from .train import fit
 
     flat = {f.lstrip("-").replace("-", "_"): getattr(args, f.lstrip("-").replace("-", "_"))
             for f, _, _ in TRAIN_FLAGS}
-    flat["preset"] = flat.get("preset")
-    exp = load(args.config, flat)
-    if args.out:
-        out = Path(args.out)
-        if out.exists() and any(out.iterdir()) and not args.overwrite:
-            raise FileExistsError(f"{out} exists and is not empty; choose another --out or pass "
-                                  "--overwrite")
+    main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 checks --out
+    if args.resume:
+        given = [k for k, v in flat.items() if v is not None] + (["config"] if args.config else [])
+        if given:
+            raise ConfigError(f"--resume continues a run with its own config.json; drop "
+                              f"{', '.join('--' + g.replace('_', '-') for g in given)}")
+        out = Path(args.resume)
+        cfg_path = out / "config.json"
+        if not cfg_path.exists():
+            raise FileNotFoundError(f"{cfg_path}: not a run directory")
+        if (out / "result.json").exists():
+            raise FileExistsError(f"{out} already finished (result.json exists)")
+        cfg = json.loads(cfg_path.read_text())
+        exp = Experiment.from_dict({k: cfg[k] for k in ("data", "model", "sampler", "loss",
+                                                         "train", "eval")})
     else:
-        name = Path(exp.data.data).name or "data"
-        out = Path("runs") / (f"{name}-{exp.model.name}-{exp.method}-s{exp.train.seed}-"
-                              f"{time.strftime('%Y%m%d-%H%M%S')}")
-    log = (lambda s: None) if args.quiet else (lambda s: print(s, flush=True))
-    print(f"softbpr {__version__}: {exp.model.name} + {exp.method} on {exp.data.data} -> {out}",
-          flush=True)
-    run = fit(exp, out_dir=out, log=log, progress=not args.quiet and sys.stderr.isatty())
+        exp = load(args.config, flat)
+        if args.out:
+            out = Path(args.out)
+            if main_rank and out.exists() and any(out.iterdir()) and not args.overwrite:
+                raise FileExistsError(f"{out} exists and is not empty; choose another --out or "
+                                      "pass --overwrite")
+        else:
+            name = Path(exp.data.data).name or "data"
+            out = Path("runs") / (f"{name}-{exp.model.name}-{exp.method}-s{exp.train.seed}-"
+                                  f"{time.strftime('%Y%m%d-%H%M%S')}")
+    quiet = args.quiet or not main_rank
+    log = (lambda s: None) if quiet else (lambda s: print(s, flush=True))
+    if main_rank:
+        print(f"softbpr {__version__}: {exp.model.name} + {exp.method} on {exp.data.data} -> "
+              f"{out}", flush=True)
+    import signal
+
+    def _terminate(signum, frame):  # SIGTERM -> unwind normally: temp files are removed
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        run = fit(exp, out_dir=out, log=log, progress=not quiet and sys.stderr.isatty(),
+                  resume=bool(args.resume))
+    finally:
+        from .distributed import teardown
+
+        teardown()
     k = max(exp.eval.topk)
-    print(f"test recall@{k} {run.test[f'recall@{k}']:.4f}  ndcg@{k} {run.test[f'ndcg@{k}']:.4f}  "
-          f"(best epoch {run.best_epoch}, {run.seconds:.0f}s) -> {out}")
+    if main_rank:
+        print(f"test recall@{k} {run.test[f'recall@{k}']:.4f}  ndcg@{k} "
+              f"{run.test[f'ndcg@{k}']:.4f}  (best epoch {run.best_epoch}, {run.seconds:.0f}s) -> "
+              f"{out}")
     return 0
 
 

@@ -217,6 +217,8 @@ class TrainConfig:
     """Training seed: initialisation, shuffling and negative sampling."""
     device: str = "auto"
     """auto | cpu | cuda | cuda:N."""
+    checkpoint_every: int = 1
+    """Write the full training state (state.pt, for --resume) every N epochs."""
 
     def __post_init__(self):
         for k in ("lr",):
@@ -224,7 +226,7 @@ class TrainConfig:
                 raise ConfigError(f"train.{k} must be > 0, got {getattr(self, k)}")
         if self.reg < 0:
             raise ConfigError(f"train.reg must be >= 0, got {self.reg}")
-        for k in ("batch_size", "epochs", "eval_every"):
+        for k in ("batch_size", "epochs", "eval_every", "checkpoint_every"):
             if getattr(self, k) < 1:
                 raise ConfigError(f"train.{k} must be >= 1, got {getattr(self, k)}")
         if self.patience < 0:
@@ -282,7 +284,9 @@ FLAT: dict[str, tuple[str, str]] = {
     "adv_weight": ("loss", "adv_weight"),
     "lr": ("train", "lr"), "reg": ("train", "reg"), "batch_size": ("train", "batch_size"),
     "epochs": ("train", "epochs"), "eval_every": ("train", "eval_every"),
-    "patience": ("train", "patience"), "seed": ("train", "seed"), "device": ("train", "device"),
+    "patience": ("train", "patience"),
+    "checkpoint_every": ("train", "checkpoint_every"), "seed": ("train", "seed"),
+    "device": ("train", "device"),
     "topk": ("eval", "topk"), "metric": ("eval", "metric"), "batch_users": ("eval", "batch_users"),
 }
 

@@ -46,11 +46,13 @@ def topk_masked(user_vecs: torch.Tensor, item_vecs: torch.Tensor, users: torch.T
 
 @torch.no_grad()
 def rank_metrics(user_vecs: torch.Tensor, item_vecs: torch.Tensor, truth: sp.csr_matrix,
-                 mask: sp.csr_matrix, ks=(20, 50), batch_users: int | None = None
-                 ) -> dict[str, float]:
+                 mask: sp.csr_matrix, ks=(20, 50), batch_users: int | None = None,
+                 part: tuple[int, int] = (0, 1)) -> dict[str, float]:
     """Mean Recall@K and NDCG@K (module docstring) over users with held-out items.
 
     user_vecs [U, d], item_vecs [I, d]: the final representations; truth, mask: [U, I] CSR.
+    part = (rank, world): evaluate only every world-th of those users, from rank (distributed
+    evaluation; the caller sums mean * users over ranks).
     Returns {"recall@K": ..., "ndcg@K": ..., "users": n_evaluated}.
     """
     dev = item_vecs.device
@@ -58,7 +60,7 @@ def rank_metrics(user_vecs: torch.Tensor, item_vecs: torch.Tensor, truth: sp.csr
     ks = sorted(set(int(k) for k in ks))
     kmax = min(max(ks), n_items)
     n_true = np.diff(truth.indptr)
-    eval_users = np.flatnonzero(n_true > 0)
+    eval_users = np.flatnonzero(n_true > 0)[part[0]::part[1]]
     if len(eval_users) == 0:
         return {**{f"recall@{k}": float("nan") for k in ks},
                 **{f"ndcg@{k}": float("nan") for k in ks}, "users": 0}

@@ -73,6 +73,10 @@ class MF(nn.Module):
     def propagate(self, graph: InteractionGraph | None = None) -> Embeddings:
         return Embeddings(self.user_emb, self.item_emb, (self.user_emb,), (self.item_emb,))
 
+    def forward(self, graph: InteractionGraph | None = None) -> Embeddings:
+        """= propagate(graph); lets DistributedDataParallel wrap any model."""
+        return self.propagate(graph)
+
     def pool(self, layers: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Tensor:
         """Combine per-layer rows (each [..., d]) into the final representation: the mean."""
         return layers[0] if len(layers) == 1 else torch.stack(list(layers), 0).mean(0)

@@ -25,14 +25,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .checkpoint import save_checkpoint, write_embeddings, write_json
+from .checkpoint import atomic_write, save_checkpoint, write_embeddings, write_json
 from .config import Experiment
 from .evaluate import rank_metrics
 from .graph import InteractionGraph
 from .losses import build_loss, l2_penalty
 from .models import MF, build_model
 from .samplers import build_sampler
-from .seeding import make_generators, pick_device
+from .distributed import Dist
+from .distributed import setup as dist_setup
+from .seeding import make_generators
 from .split import Pairs, Split, load_split
 
 
@@ -76,25 +78,39 @@ def _member(keys: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 def train_one_epoch(model: MF, graph: InteractionGraph, sampler, loss_fn, reg: float,
                     optimizer: torch.optim.Optimizer, train_u: torch.Tensor, train_i: torch.Tensor,
                     batch_size: int, generator: torch.Generator, progress: bool = False,
-                    desc: str = "", diag_keys: dict[str, torch.Tensor] | None = None
-                    ) -> dict[str, float]:
-    """One pass over all training pairs; returns per-epoch statistics (see history.jsonl)."""
+                    desc: str = "", diag_keys: dict[str, torch.Tensor] | None = None,
+                    shuffle_generator: torch.Generator | None = None, net=None,
+                    dist: Dist = Dist()) -> dict[str, float]:
+    """One pass over all training pairs; returns per-epoch statistics (see history.jsonl).
+
+    generator draws negatives; shuffle_generator (default: generator) orders the epoch and must
+    be seeded alike on every rank. With several ranks, every global batch of `batch_size` pairs
+    is cut into `dist.world` near-equal slices and this rank trains on its own slice; `net` (the
+    DistributedDataParallel wrapper of `model`) averages the gradients. A last global batch
+    smaller than the number of ranks is skipped so that no rank gets an empty slice.
+    """
     model.train()
+    net = net if net is not None else model
     dev = graph.device
     n = train_u.numel()
-    perm = torch.randperm(n, device=dev, generator=generator)
+    perm = torch.randperm(n, device=dev, generator=shuffle_generator or generator)
     n_batches = (n + batch_size - 1) // batch_size
+    if dist.active and n - (n_batches - 1) * batch_size < dist.world:
+        n_batches -= 1
     tot = torch.zeros(5, dtype=torch.float64, device=dev)  # loss, reg, gap, Δ, count
     diag_keys = diag_keys or {}
-    fn_hits = {k: torch.zeros((), dtype=torch.float64, device=dev) for k in diag_keys}
+    fn_hits = torch.zeros(max(1, len(diag_keys)), dtype=torch.float64, device=dev)
+    alpha = getattr(loss_fn, "alpha", 0.0)
     sample_s = 0.0
     t0 = time.perf_counter()
     bar = tqdm(range(n_batches), desc=desc, leave=False, disable=not progress, file=sys.stderr,
                unit="batch", dynamic_ncols=True)
     for b in bar:
         idx = perm[b * batch_size:(b + 1) * batch_size]
+        if dist.active:
+            idx = torch.tensor_split(idx, dist.world)[dist.rank]
         users, pos = train_u[idx], train_i[idx]
-        emb = model.propagate(graph)
+        emb = net(graph)  # model.propagate(graph), through DDP when distributed
         ts = time.perf_counter()
         neg = sampler.sample(users, pos, emb, graph, generator)
         sample_s += time.perf_counter() - ts
@@ -108,34 +124,35 @@ def train_one_epoch(model: MF, graph: InteractionGraph, sampler, loss_fn, reg: f
         optimizer.step()
         with torch.no_grad():
             gap = (eu * ei).sum(-1) - (eu * neg.emb).sum(-1)  # ŷ_ui − ŷ_uj, [B]
-            alpha = getattr(loss_fn, "alpha", 0.0)
-            delta = 1.0 - torch.sigmoid((1.0 - alpha) * gap)
+            delta = 1.0 - torch.sigmoid((1.0 - alpha) * gap)  # gradient weight Δ (eq. 8/9)
             m = users.numel()
             tot += torch.stack([loss.detach().double() * m, penalty.detach().double() * m,
                                 gap.double().sum(), delta.double().sum(),
                                 torch.tensor(float(m), dtype=torch.float64, device=dev)])
             if diag_keys and neg.items is not None:
                 q = users * graph.n_items + neg.items
-                for k, keys in diag_keys.items():
+                for k, keys in enumerate(diag_keys.values()):
                     fn_hits[k] += _member(keys, q).sum()
     bar.close()
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-    vals = tot.tolist()
-    out = {"loss": vals[0] / vals[4], "reg": vals[1] / vals[4],
+    dist.all_sum(tot)
+    dist.all_sum(fn_hits)
+    vals = tot.tolist()  # note: the one host sync of the epoch
+    count = max(vals[4], 1.0)
+    out = {"loss": vals[0] / count if vals[4] else float("nan"), "reg": vals[1] / count,
            "train_seconds": time.perf_counter() - t0, "sample_seconds": sample_s,
-           "score_gap": vals[2] / vals[4], "grad_weight": vals[3] / vals[4]}
-    for k, v in fn_hits.items():
-        out[k] = float(v) / vals[4]
+           "score_gap": vals[2] / count, "grad_weight": vals[3] / count}
+    for k, v in zip(diag_keys, fn_hits.tolist()):
+        out[k] = v / count
     if hasattr(sampler, "stats"):
         out.update(sampler.stats())
     return out
 
 
 def evaluate_model(model: MF, graph: InteractionGraph, split: Split, which: str,
-                   ks, batch_users: int = 0) -> dict[str, float]:
+                   ks, batch_users: int = 0, dist: Dist = Dist()) -> dict[str, float]:
     """Full-ranking metrics on split.valid ('valid', train masked) or split.test ('test', train
-    and valid masked). See evaluate.rank_metrics for the definitions."""
+    and valid masked). See evaluate.rank_metrics for the definitions. With several ranks each
+    scores a share of the users and the means are combined exactly (weighted by user counts)."""
     model.eval()
     with torch.no_grad():
         emb = model.propagate(graph)
@@ -148,7 +165,18 @@ def evaluate_model(model: MF, graph: InteractionGraph, split: Split, which: str,
         mask.sort_indices()
     else:
         raise ValueError(f"which must be 'valid' or 'test', got {which!r}")
-    return rank_metrics(emb.user, emb.item, truth, mask, ks, batch_users or None)
+    res = rank_metrics(emb.user, emb.item, truth, mask, ks, batch_users or None,
+                       part=(dist.rank, dist.world))
+    if not dist.active:
+        return res
+    keys = [k for k in res if k != "users"]
+    n = res["users"]
+    t = torch.tensor([(0.0 if n == 0 else res[k] * n) for k in keys] + [float(n)],
+                     dtype=torch.float64)
+    dist.all_sum(t)
+    total = t[-1].item()
+    return {**{k: (t[j].item() / total if total else float("nan")) for j, k in enumerate(keys)},
+            "users": int(total)}
 
 
 def _fmt(metrics: dict) -> str:
@@ -159,34 +187,55 @@ def _round(d: dict) -> dict:
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in d.items()}
 
 
+def _rng_state(gen: torch.Generator):
+    return gen.get_state()
+
+
 def fit(exp: Experiment, split: Split | None = None, out_dir: str | Path | None = None,
         log: Callable[[str], None] = print, progress: bool = True,
-        on_epoch: Callable[[dict], None] | None = None) -> Run:
+        on_epoch: Callable[[dict], None] | None = None, resume: bool = False) -> Run:
     """Train `exp` (loading its data unless `split` is given); write outputs to `out_dir`.
 
-    Files in out_dir: config.json, history.jsonl (one row per epoch), model.pt (best weights so
-    far, updated at each improvement), result.json and embeddings.npz (at the end).
+    Files in out_dir (rank 0 only): config.json, history.jsonl (one row per epoch), model.pt
+    (best weights so far, rewritten at each improvement), state.pt (the full training state:
+    weights, optimizer, RNG states, epoch, early-stopping state; rewritten atomically every
+    `train.checkpoint_every` epochs), result.json and embeddings.npz (at the end).
+    resume=True continues from out_dir/state.pt; with the same seed the final result is the same
+    as that of an uninterrupted run.
+    Launched by torchrun with several processes, training is data-parallel (see distributed.py).
     """
     t_start = time.perf_counter()
-    device = pick_device(exp.train.device)
+    dist, device = dist_setup(exp.train.device)
+    if not dist.main:
+        log, progress = (lambda s: None), False
     if split is None:
         split = load_split(exp.data, log)
     log(split.summary())
     out = Path(out_dir) if out_dir is not None else None
-    if out is not None:
+    state_path = out / "state.pt" if out is not None else None
+    if resume and (state_path is None or not state_path.exists()):
+        raise FileNotFoundError(f"cannot resume: {state_path} does not exist")
+    write = out is not None and dist.main
+    if write and not resume:
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "config.json", {**exp.to_dict(), "dataset_notes": list(split.notes),
-                                         "device": str(device)})
+                                         "device": str(device), "world_size": dist.world})
         (out / "history.jsonl").write_text("")
 
-    _, init_gen, gen = make_generators(exp.train.seed, device)
+    _, init_gen, _ = make_generators(exp.train.seed, device)
+    # the epoch order is drawn alike on every rank; negatives differ per rank
+    shuffle_gen = torch.Generator(device=device).manual_seed(exp.train.seed + 1)
+    gen = torch.Generator(device=device).manual_seed(exp.train.seed + 2 + 7919 * dist.rank)
     graph = InteractionGraph.from_pairs(split.train, split.n_users, split.n_items, device)
     m = exp.model
     model = build_model(m.name, split.n_users, split.n_items, m.dim, m.layers, m.init,
                         init_gen, **m.options()).to(device)
+    net = model
+    if dist.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=None)
     sampler = build_sampler(exp.sampler.name, exp.sampler.pool_size, **exp.sampler.options())
-    if hasattr(sampler, "setup"):
-        sampler.setup(model, graph, split, device, gen)
     loss_fn = build_loss(exp.loss.name, exp.loss.alpha, **exp.loss.options())
     opt = torch.optim.Adam(model.parameters(), lr=exp.train.lr)
     train_u = torch.from_numpy(split.train.users).to(device)
@@ -205,16 +254,43 @@ def fit(exp: Experiment, split: Split | None = None, out_dir: str | Path | None 
 
     run = Run(exp, split, model, graph, out_dir=out)
     metric = exp.eval.metric
-    best, best_state, bad_evals = -np.inf, None, 0
+    best, best_state, bad_evals, first_epoch, elapsed = -np.inf, None, 0, 1, 0.0
+    if hasattr(sampler, "setup"):  # (on resume too: its RNG draws are overwritten just below)
+        sampler.setup(model, graph, split, device, gen)
+    if resume:
+        if write:  # a run killed mid-write (SIGKILL) may leave a temp file; the target is intact
+            for tmp in out.glob(".*.tmp"):
+                tmp.unlink()
+        st = torch.load(state_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        shuffle_gen.set_state(st["shuffle_rng"])
+        gen.set_state(st["sample_rng"][dist.rank])
+        torch.set_rng_state(st["torch_rng"])
+        if st.get("sampler") is not None:
+            sampler.load_state_dict(st["sampler"])
+        best, best_state, bad_evals = st["best"], st["best_state"], st["bad_evals"]
+        run.best_epoch, run.valid, elapsed = st["best_epoch"], st["valid"], st["elapsed"]
+        first_epoch = st["epoch"] + 1
+        rows = [json.loads(x) for x in (out / "history.jsonl").read_text().splitlines() if x]
+        run.history = [r for r in rows if r["epoch"] < first_epoch]
+        if write:  # drop rows of epochs after the saved state (killed between the two writes)
+            (out / "history.jsonl").write_text(
+                "".join(json.dumps(r) + "\n" for r in run.history))
+        log(f"resuming {out} at epoch {first_epoch}")
     has_valid = len(split.valid) > 0
     if not has_valid:
         log("no validation pairs: training all epochs and keeping the last one")
-    hist_fh = open(out / "history.jsonl", "a") if out is not None else None
+    stopped = bool(exp.train.patience and bad_evals >= exp.train.patience)
+    hist_fh = open(out / "history.jsonl", "a") if write else None
     try:
-        for epoch in range(1, exp.train.epochs + 1):
+        for epoch in range(first_epoch, exp.train.epochs + 1):
+            if stopped:
+                break
             row = {"epoch": epoch, **train_one_epoch(
                 model, graph, sampler, loss_fn, exp.train.reg, opt, train_u, train_i,
-                exp.train.batch_size, gen, progress, f"epoch {epoch}", diag)}
+                exp.train.batch_size, gen, progress, f"epoch {epoch}", diag,
+                shuffle_generator=shuffle_gen, net=net, dist=dist)}
             if not np.isfinite(row["loss"]):
                 if hist_fh is not None:
                     hist_fh.write(json.dumps(_round(row)) + "\n")
@@ -226,7 +302,7 @@ def fit(exp: Experiment, split: Split | None = None, out_dir: str | Path | None 
             if has_valid and (epoch % exp.train.eval_every == 0 or last):
                 te = time.perf_counter()
                 valid = evaluate_model(model, graph, split, "valid", exp.eval.topk,
-                                       exp.eval.batch_users)
+                                       exp.eval.batch_users, dist)
                 row["eval_seconds"] = time.perf_counter() - te
                 row["valid"] = {k: v for k, v in valid.items() if k != "users"}
                 score = valid[metric]
@@ -235,22 +311,34 @@ def fit(exp: Experiment, split: Split | None = None, out_dir: str | Path | None 
                     best, bad_evals, run.best_epoch = score, 0, epoch
                     best_state = copy.deepcopy(model.state_dict())
                     run.valid = row["valid"]
-                    if out is not None:
+                    if write:
                         save_checkpoint(out / "model.pt", exp, model, split, epoch, row["valid"])
                 else:
                     bad_evals += 1
                 log(f"epoch {epoch:4d} | loss {row['loss']:.4f} | {row['train_seconds']:.1f}s "
                     f"+ eval {row['eval_seconds']:.1f}s | valid {_fmt(row['valid'])}"
                     f"{' *' if improved else ''}")
+            stopped = bool(has_valid and exp.train.patience and bad_evals >= exp.train.patience)
             if hist_fh is not None:
                 hist_fh.write(json.dumps(_round(row)) + "\n")
                 hist_fh.flush()
             run.history.append(row)
+            if out is not None and (epoch % exp.train.checkpoint_every == 0 or last or stopped):
+                sample_rngs = dist.gather_objects(_rng_state(gen))
+                if write:
+                    state = {"epoch": epoch, "model": model.state_dict(),
+                             "optimizer": opt.state_dict(), "shuffle_rng": _rng_state(shuffle_gen),
+                             "sample_rng": sample_rngs, "torch_rng": torch.get_rng_state(),
+                             "sampler": (sampler.state_dict() if hasattr(sampler, "state_dict")
+                                         else None),
+                             "best": best, "best_state": best_state, "bad_evals": bad_evals,
+                             "best_epoch": run.best_epoch, "valid": run.valid,
+                             "elapsed": elapsed + time.perf_counter() - t_start}
+                    atomic_write(state_path, lambda tmp: torch.save(state, tmp))
             if on_epoch is not None:
                 on_epoch(row)
-            if has_valid and exp.train.patience and bad_evals >= exp.train.patience:
+            if stopped:
                 log(f"early stop: {metric} did not improve for {bad_evals} evaluations")
-                break
     finally:
         if hist_fh is not None:
             hist_fh.close()
@@ -259,19 +347,21 @@ def fit(exp: Experiment, split: Split | None = None, out_dir: str | Path | None 
         model.load_state_dict(best_state)
     else:
         run.best_epoch = run.history[-1]["epoch"]
-        if out is not None:
+        if write:
             save_checkpoint(out / "model.pt", exp, model, split, run.best_epoch)
     run.test = {k: v for k, v in evaluate_model(model, graph, split, "test", exp.eval.topk,
-                                                exp.eval.batch_users).items() if k != "users"}
-    run.seconds = time.perf_counter() - t_start
+                                                exp.eval.batch_users, dist).items()
+                if k != "users"}
+    run.seconds = elapsed + time.perf_counter() - t_start
     log(f"best epoch {run.best_epoch} | test {_fmt(run.test)} | {run.seconds:.1f}s")
-    if out is not None:
+    if write:
         save_checkpoint(out / "model.pt", exp, model, split, run.best_epoch,
                         {"valid": run.valid, "test": run.test})
         with torch.no_grad():
             emb = model.propagate(graph)
         write_embeddings(out / "embeddings.npz", split, emb.user, emb.item)
         write_json(out / "result.json", run.result())
+    dist.barrier()
     return run
 
 

@@ -1,0 +1,100 @@
+"""Checkpoint/resume: an interrupted run, resumed, ends exactly like an uninterrupted one."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from softbpr.config import load
+from softbpr.train import fit
+
+ARGS = ["--data", "synthetic-small", "--epochs", "16", "--eval-every", "2", "--patience", "0",
+        "--dim", "16", "--batch-size", "512", "--device", "cpu", "--quiet", "--preset", "sdns"]
+
+
+class Crash(Exception):
+    pass
+
+
+def test_resume_in_process_matches_uninterrupted(blocks, tmp_path):
+    exp = load(overrides={"dim": 8, "layers": 2, "batch_size": 16, "epochs": 9, "eval_every": 2,
+                          "patience": 0, "lr": 0.02, "topk": "2,5", "metric": "recall@5",
+                          "device": "cpu", "preset": "dns"})
+    ref = fit(exp, split=blocks, out_dir=tmp_path / "ref", log=lambda m: None, progress=False)
+
+    def crash(row):
+        if row["epoch"] == 5:
+            raise Crash()
+
+    with pytest.raises(Crash):
+        fit(exp, split=blocks, out_dir=tmp_path / "cut", log=lambda m: None, progress=False,
+            on_epoch=crash)
+    assert torch.load(tmp_path / "cut" / "state.pt", weights_only=False)["epoch"] == 5
+    res = fit(exp, split=blocks, out_dir=tmp_path / "cut", log=lambda m: None, progress=False,
+              resume=True)
+    # rows before the crash come back from history.jsonl (rounded to 6 digits)
+    assert [round(r["loss"], 6) for r in res.history] == [round(r["loss"], 6) for r in ref.history]
+    assert res.history[-1]["loss"] == ref.history[-1]["loss"]
+    assert res.test == ref.test and res.best_epoch == ref.best_epoch
+    for a, b in zip(res.model.parameters(), ref.model.parameters()):
+        assert torch.equal(a, b)
+    rows = (tmp_path / "cut" / "history.jsonl").read_text().splitlines()
+    assert [json.loads(r)["epoch"] for r in rows] == list(range(1, 10))
+
+
+def _run(args, **kw):
+    return subprocess.run([sys.executable, "-m", "softbpr", "train", *args], capture_output=True,
+                          text=True, **kw)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "run"
+    p = _run([*ARGS, "--out", str(out)])
+    assert p.returncode == 0, p.stderr
+    return json.loads((out / "result.json").read_text())
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_run_resumes_to_the_same_result(tmp_path, reference, sig):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "softbpr", "train", *ARGS, "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    hist = out / "history.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if hist.exists() and len(hist.read_text().splitlines()) >= 4:
+            break
+        time.sleep(0.01)
+    os.kill(proc.pid, sig)
+    proc.wait()
+    assert not (out / "result.json").exists(), "the run finished before it could be killed"
+    # whatever moment it died at, the files on disk are complete
+    st = torch.load(out / "state.pt", weights_only=False)
+    assert 1 <= st["epoch"] < 16
+    torch.load(out / "model.pt", weights_only=True)
+    if sig == signal.SIGTERM:  # unwound cleanly: no temp file left behind
+        assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
+    p = _run(["--resume", str(out), "--quiet"])
+    assert p.returncode == 0, p.stderr
+    got = json.loads((out / "result.json").read_text())
+    assert got["test"] == reference["test"] and got["best_epoch"] == reference["best_epoch"]
+    epochs = [json.loads(x)["epoch"] for x in (out / "history.jsonl").read_text().splitlines()]
+    assert epochs == list(range(1, 17))
+    assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
+
+
+def test_resume_refuses_flags_and_finished_runs(tmp_path, reference):
+    from softbpr.cli import main
+
+    assert main(["train", "--resume", str(tmp_path), "--lr", "0.1"]) == 2
+    out = tmp_path / "done"
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    (out / "result.json").write_text("{}")
+    assert main(["train", "--resume", str(out)]) == 2
