@@ -175,7 +175,8 @@ def read_table(path: str | Path, columns: str | None = None, want=("user", "item
                fmt: str = "auto") -> dict[str, np.ndarray]:
     """Raw columns of an interaction file: canonical name -> array [n], for the names in `want`
     that the file has (user and item are required). Ids stay as in the file: int64 when every id
-    is an integer, else str objects. Timestamps are float64 (numbers, or ISO dates -> seconds).
+    is an integer, else unicode strings. Timestamps are float64 (numbers, or ISO dates ->
+    seconds); ratings float64; behaviours int64 or strings.
 
     columns: the file's column names in order when it has no header (default
         ``user,item,timestamp``); a header line naming user and item wins over it.
@@ -199,9 +200,9 @@ def read_table(path: str | Path, columns: str | None = None, want=("user", "item
     filtered = lenient = False
     for _attempt in range(4 * len(cols) + 8):
         dtype = [(n, f"U{width[n]}" if kinds[n] == "str" else _NP[kinds[n]]) for n in cols]
-        kw = dict(delimiter=delim, usecols=[c * stride for c in cols.values()], dtype=dtype,
-                  skiprows=int(lay.header) if filtered else lay.skip, comments=None,
-                  quotechar='"' if lay.sep == "," else None, ndmin=1)
+        kw = {"delimiter": delim, "usecols": [c * stride for c in cols.values()],
+              "dtype": dtype, "skiprows": int(lay.header) if filtered else lay.skip,
+              "comments": None, "quotechar": '"' if lay.sep == "," else None, "ndmin": 1}
         try:
             if filtered or lenient:
                 with open_text(path) as fh:  # invalid UTF-8 replaced; blank lines filtered
