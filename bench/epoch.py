@@ -10,8 +10,9 @@ Datasets: `synthetic` (the built-in default), `ml-100k` (../shared/data/ml-100k/
 skipped with a note. For each: LightGCN (or --model; d=64, L=3, batch 2048) epoch time for rns,
 dns H=16, dns H=64, sdns H=16 and the baselines mixgcf H=16, irgan and advir (an epoch longer
 than --max-batches is timed on that many batches and extrapolated; a sampler's one-off `setup`,
-e.g. the GAN generator's pre-training, is timed apart), one forward and one backward propagation, a full test evaluation (top-50, train
-and valid items masked) and the bare user x item score matmul over the same users. Ratios printed:
+e.g. the GAN generator's pre-training, is timed apart), one forward and one backward
+propagation, a full test evaluation (top-50, train and valid items masked) and the bare user x
+item score matmul over the same users. Ratios printed:
   dns/rns batch      (target <= 1.3: candidate scoring must not dominate)
   batch / 2 fwd      (target <= 1.5: backward through the symmetric adjacency ~ one forward)
   eval / matmul      (target <= 1.5: masking + top-k must stay cheap)

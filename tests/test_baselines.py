@@ -199,7 +199,7 @@ def test_generator_learns_to_favour_what_the_discriminator_scores_high(blocks, n
         # rescale so that D's scores spread over a few units
         emb = type(emb)(emb.user * 6, emb.item * 6, emb.user_layers, emb.item_layers)
     gen = torch.Generator().manual_seed(0)
-    s = build_sampler(name, 1, gen_dim=8, gen_lr=0.05, gen_samples=8, pretrain_epochs=0)
+    s = build_sampler(name, 1, gen_dim=8, gen_lr=0.1, gen_samples=8, pretrain_epochs=0)
     s.setup(D, g, blocks, torch.device("cpu"), gen)
     users = torch.arange(blocks.n_users)
     pos = torch.from_numpy(blocks.train.items[np.searchsorted(blocks.train.users,
@@ -212,11 +212,11 @@ def test_generator_learns_to_favour_what_the_discriminator_scores_high(blocks, n
 
     before = expected_d_score()
     uniform = float((d_scores * free).sum(1).div(free.sum(1)).mean())
-    for _ in range(150):
+    for _ in range(50):
         s.sample(users.repeat(4), pos.repeat(4), emb, g, gen)
     after = expected_d_score()
     assert abs(before - uniform) < 0.5  # G starts near uniform (no pre-training here)
-    assert after > before + 1.0
+    assert after > before + 2.0  # measured: about -0.7 -> +4.3 (irgan), +5.0 (advir)
     p = s.probabilities(users)
     assert (p[~free] == 0).all()  # training positives get no mass
     top = d_scores.masked_fill(~free, -1e9).argmax(1)
@@ -290,8 +290,24 @@ def test_presets_and_flags_of_the_baselines():
 
 # ---------------------------------------------------------------------------------- end to end
 
-FAST = ["--data", "synthetic-small", "--epochs", "1", "--dim", "16", "--batch-size", "2048",
-        "--device", "cpu", "--quiet", "--gen-pretrain-epochs", "1", "--gen-dim", "8"]
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    """A LightGCN-format folder: 40 users x 30 items in two taste blocks, 8 train + 2 test each."""
+    rng = np.random.default_rng(0)
+    d = tmp_path_factory.mktemp("tiny")
+    train, test = [], []
+    for u in range(40):
+        block = np.arange(15) if u < 20 else np.arange(15, 30)
+        liked = rng.choice(block, size=10, replace=False)
+        train.append(" ".join(map(str, [u, *liked[:8]])))
+        test.append(" ".join(map(str, [u, *liked[8:]])))
+    (d / "train.txt").write_text("\n".join(train) + "\n")
+    (d / "test.txt").write_text("\n".join(test) + "\n")
+    return d
+
+
+FAST = ["--epochs", "1", "--dim", "16", "--batch-size", "128", "--device", "cpu", "--quiet",
+        "--gen-pretrain-epochs", "1", "--gen-dim", "8", "--topk", "5,10", "--metric", "ndcg@10"]
 
 
 @pytest.mark.parametrize("model,preset", [
@@ -299,10 +315,11 @@ FAST = ["--data", "synthetic-small", "--epochs", "1", "--dim", "16", "--batch-si
     ("ngcf", "rns"), ("ngcf", "dns"), ("ngcf", "sdns"), ("ngcf", "sdns-mix"),
     ("ngcf", "mixgcf"), ("ngcf", "irgan"), ("ngcf", "advir"),
 ])
-def test_cli_runs_each_baseline(tmp_path, capsys, model, preset):
+def test_cli_runs_each_baseline(tmp_path, capsys, tiny_folder, model, preset):
     out = tmp_path / "run"
-    assert main(["train", *FAST, "--model", model, "--preset", preset, "--out", str(out)]) == 0
-    assert "test recall@50" in capsys.readouterr().out
+    assert main(["train", "--data", str(tiny_folder), *FAST, "--model", model, "--preset", preset,
+                 "--out", str(out)]) == 0
+    assert "test recall@10" in capsys.readouterr().out
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["method"] == preset and cfg["model"]["name"] == model
     row = json.loads((out / "history.jsonl").read_text().splitlines()[0])
@@ -311,9 +328,10 @@ def test_cli_runs_each_baseline(tmp_path, capsys, model, preset):
     assert np.load(out / "embeddings.npz")["item_embeddings"].shape[1] == width
 
 
-def test_ngcf_checkpoint_evaluates_to_the_same_metrics(tmp_path):
+def test_ngcf_checkpoint_evaluates_to_the_same_metrics(tmp_path, tiny_folder):
     out = tmp_path / "run"
-    assert main(["train", *FAST, "--model", "ngcf", "--ngcf-variant", "mixgcf",
+    assert main(["train", "--data", str(tiny_folder), *FAST, "--model", "ngcf",
+                 "--ngcf-variant", "mixgcf",
                  "--mess-dropout", "0.1", "--preset", "mixgcf", "--out", str(out)]) == 0
     res = json.loads((out / "result.json").read_text())
     p = subprocess.run([sys.executable, "-m", "softbpr", "evaluate", str(out), "--device", "cpu"],

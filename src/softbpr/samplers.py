@@ -171,9 +171,10 @@ class MixGCFSampler:
     3. hop mixing: per layer, keep m_l = argmax_m <s^(l), c'_m^(l)> (chosen under no_grad, so
        layers may pick different candidates). Since <s, c'_m> = α<s, e_i> + (1 − α)<s, e_m> with
        1 − α > 0, the arg-max equals argmax_m <s^(l), e_m^(l)>: we score the raw candidates and
-       mix only the chosen one (tests/test_baselines.py checks this against the literal code). s^(l) follows the reference code: with mean
-       pooling (LightGCN, MF) it is the *pooled* user vector for every layer; with concat
-       pooling (NGCF) it is the user's own layer-l output (`if pool != 'concat'` in MixGCF);
+       mix only the chosen one (tests/test_baselines.py checks this against the literal code).
+       s^(l) follows the reference code: with mean pooling (LightGCN, MF) it is the *pooled*
+       user vector for every layer; with concat pooling (NGCF) it is the user's own layer-l
+       output (`if pool != 'concat'` in MixGCF's `negative_sampling`);
     4. the synthetic negative [c'_{m_0}^(0), ..., c'_{m_L}^(L)] is pooled exactly like a real
        item (`model.pool`: mean for LightGCN, concat for NGCF) and the loss (BPR in preset
        mixgcf) scores it. Gradients reach the chosen candidates' and the positive's rows.
