@@ -166,11 +166,11 @@ class NGCF(MF):
     (variant `original`, default), differs: M = D^-1 (A + I) (row-normalised with self-loops,
     `adj_type=norm`), the ⊙ term uses that same M E (so it includes E ⊙ E / (deg+1)), and the
     LeakyReLU is applied to each branch before summing. Variant `mixgcf` is MixGCF's port (the
-    code behind the MixGCF/SDNS NGCF numbers): the symmetric Â without self-loops (as LightGCN)
-    and one LeakyReLU on the sum (as NGCF-PyTorch).
+    code behind MixGCF's NGCF numbers): the symmetric Â without self-loops (as LightGCN) and one
+    LeakyReLU on the sum (as NGCF-PyTorch).
 
     Dropout (train mode only; both 0 by default, as MixGCF's README runs; the NGCF code runs
-    message dropout 0.1 and node dropout 0.1 when its flag is set):
+    message dropout 0.1 by default and node dropout 0.1 when its flag is set):
         node_dropout: each non-zero of M is dropped with this probability and the kept ones
             scaled by 1/(1-p), once per propagation (the reference's `_dropout_sparse` /
             `sparse_dropout`: despite the name it drops adjacency entries, not whole nodes).
