@@ -120,3 +120,51 @@ def normalized_adjacency(R: sp.csr_matrix) -> sp.csr_matrix:
     out = (Dm @ A @ Dm).tocsr()
     out.sort_indices()
     return out
+
+
+class _MeanPropagate(torch.autograd.Function):
+    """LightGCN's whole propagation as one autograd node (Â symmetric).
+
+    forward:  x_l = Â x_{l-1} (l = 1..L), pooled = (x_0 + ... + x_L) / (L + 1)
+    backward: with h = dpooled / (L + 1) and t_l = h + dx_l (the gradient reaching layer l
+              directly, e.g. from MixGCF), dx_0 = Σ_l Â^l t_l, computed by Horner's rule
+              acc = t_L; acc = t_l + Â acc (l = L-1..0): exactly L sparse products, like the
+              forward, and no stacked [L+1, N, d] buffers.
+    """
+
+    @staticmethod
+    def forward(ctx, adj: torch.Tensor, x0: torch.Tensor, n_layers: int):
+        ctx.adj, ctx.n_layers = adj, n_layers
+        outs, x, acc = [], x0, x0.clone()
+        for _ in range(n_layers):
+            x = torch.sparse.mm(adj, x)
+            outs.append(x)
+            acc += x
+        acc /= n_layers + 1
+        return (acc, *outs)
+
+    @staticmethod
+    def backward(ctx, g_pooled, *g_layers):
+        L = ctx.n_layers
+        h = g_pooled / (L + 1) if g_pooled is not None else None
+
+        def term(l):  # gradient arriving at layer l (l >= 1), h included
+            g = g_layers[l - 1]
+            if h is None:
+                return g
+            return h if g is None else h + g
+
+        acc = term(L)
+        for l in range(L - 1, -1, -1):
+            t = h if l == 0 else term(l)
+            prop = None if acc is None else torch.sparse.mm(ctx.adj, acc.contiguous())
+            acc = prop if t is None else (t if prop is None else prop + t)
+        return None, acc, None
+
+
+def mean_propagate(adj: torch.Tensor, x0: torch.Tensor, n_layers: int):
+    """(pooled [N, d], (x_0, x_1, ..., x_L)) for LightGCN with a symmetric Â (see above)."""
+    if n_layers == 0:
+        return x0, (x0,)
+    pooled, *outs = _MeanPropagate.apply(adj, x0, n_layers)
+    return pooled, (x0, *outs)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .graph import InteractionGraph, normalized_adjacency, sym_spmm
+from .graph import InteractionGraph, mean_propagate, normalized_adjacency
 
 
 @dataclass(frozen=True)
@@ -102,11 +102,8 @@ class LightGCN(MF):
 
     def propagate(self, graph: InteractionGraph) -> Embeddings:
         x = torch.cat([self.user_emb, self.item_emb], 0)  # [N, d]
-        outs = [x]
-        for _ in range(self.layers):
-            x = sym_spmm(graph.adj, x)
-            outs.append(x)
-        pooled = self.pool(outs)  # [N, d]
+        # one fused autograd node: backward costs L sparse products, like the forward
+        pooled, outs = mean_propagate(graph.adj, x, self.layers)  # [N, d], L+1 x [N, d]
         U = self.n_users
         return Embeddings(pooled[:U], pooled[U:], tuple(o[:U] for o in outs),
                           tuple(o[U:] for o in outs))

@@ -27,10 +27,12 @@ from tqdm import tqdm
 
 from .checkpoint import atomic_write, save_checkpoint, write_embeddings, write_json
 from .config import Experiment
+from .data import unique
 from .evaluate import rank_metrics
 from .graph import InteractionGraph
 from .losses import build_loss, l2_penalty
 from .models import MF, build_model
+from .diagnostics import bin_counts, delta_edges, summarize_delta
 from .samplers import build_sampler
 from .distributed import Dist
 from .distributed import setup as dist_setup
@@ -65,7 +67,7 @@ class Run:
 
 
 def _key_tensor(p: Pairs, n_items: int, device) -> torch.Tensor:
-    return torch.from_numpy(np.unique(p.users * n_items + p.items)).to(device)
+    return torch.from_numpy(unique(p.users * n_items + p.items)).to(device)
 
 
 def _member(keys: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -100,6 +102,8 @@ def train_one_epoch(model: MF, graph: InteractionGraph, sampler, loss_fn, reg: f
     tot = torch.zeros(5, dtype=torch.float64, device=dev)  # loss, reg, gap, Δ, count
     diag_keys = diag_keys or {}
     fn_hits = torch.zeros(max(1, len(diag_keys)), dtype=torch.float64, device=dev)
+    edges = delta_edges(dev)
+    delta_hist = torch.zeros(edges.numel(), dtype=torch.float64, device=dev)  # Δ counts per bin
     alpha = getattr(loss_fn, "alpha", 0.0)
     sample_s = 0.0
     t0 = time.perf_counter()
@@ -125,6 +129,7 @@ def train_one_epoch(model: MF, graph: InteractionGraph, sampler, loss_fn, reg: f
         with torch.no_grad():
             gap = (eu * ei).sum(-1) - (eu * neg.emb).sum(-1)  # ŷ_ui − ŷ_uj, [B]
             delta = 1.0 - torch.sigmoid((1.0 - alpha) * gap)  # gradient weight Δ (eq. 8/9)
+            delta_hist += bin_counts(delta, edges)
             m = users.numel()
             tot += torch.stack([loss.detach().double() * m, penalty.detach().double() * m,
                                 gap.double().sum(), delta.double().sum(),
@@ -136,6 +141,7 @@ def train_one_epoch(model: MF, graph: InteractionGraph, sampler, loss_fn, reg: f
     bar.close()
     dist.all_sum(tot)
     dist.all_sum(fn_hits)
+    dist.all_sum(delta_hist)
     vals = tot.tolist()  # note: the one host sync of the epoch
     count = max(vals[4], 1.0)
     out = {"loss": vals[0] / count if vals[4] else float("nan"), "reg": vals[1] / count,
@@ -143,6 +149,7 @@ def train_one_epoch(model: MF, graph: InteractionGraph, sampler, loss_fn, reg: f
            "score_gap": vals[2] / count, "grad_weight": vals[3] / count}
     for k, v in zip(diag_keys, fn_hits.tolist()):
         out[k] = v / count
+    out.update(summarize_delta(delta_hist.tolist()))  # quantiles + counts
     if hasattr(sampler, "stats"):
         out.update(sampler.stats())
     return out
