@@ -82,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto")
     _add_use_commands(sub)
     _add_data_commands(sub)
+    _add_study_commands(sub)
     return p
 
 
@@ -189,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
             return _export(args)
         if args.command == "data":
             return _data(args)
+        if args.command in ("sweep", "report", "plot"):
+            return _study(args)
     except TrainingDiverged as e:
         print(f"softbpr: training diverged: {e}", file=sys.stderr)
         return 3
@@ -393,6 +396,129 @@ def _data(args) -> int:
         print(f"train {c['train']:,} / valid {c['valid']:,} / test {c['test']:,}")
         return 0
     return 2
+
+
+# ----------------------------------------------------------------------------------------------
+# Studies: sweep, report, plot (see sweep.py, report.py, plots.py and docs/studies.md)
+
+SWEEP_EPILOG = """\
+examples:
+  softbpr sweep configs/sweep-table2.toml --dry-run        # list the runs and what is done
+  softbpr sweep configs/sweep-table2.toml                  # run; rerun the same to resume
+  softbpr sweep configs/sweep-table2.toml --quick          # every study in seconds (CI)
+  softbpr sweep configs/sweep-table2.toml --seeds 1        # stage 1: tune on one seed
+  softbpr sweep configs/sweep-table2.toml --seeds 2,3 --best   # stage 2: seeds for the chosen
+  softbpr sweep configs/sweep-fig5.toml --only data=gowalla --set device=cuda"""
+
+
+def _add_study_commands(sub) -> None:
+    s = sub.add_parser("sweep", help="run a sweep file: base config x grid x seeds, resumable",
+                       epilog=SWEEP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("file", metavar="SWEEP.toml")
+    s.add_argument("--quick", action="store_true", help="synthetic-small, 2 epochs, first grid "
+                   "value, first seed; writes to <out>-quick")
+    s.add_argument("--seeds", help="training seeds, e.g. 1,2,3 (replaces the file's)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override for every run (repeatable), e.g. device=cuda")
+    s.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
+                   help="run only matching runs (repeatable), e.g. preset=sdns, data=gowalla")
+    s.add_argument("--best", action="store_true", help="run only the grid points chosen on "
+                   "validation so far (per method and dataset), e.g. to add seeds to them")
+    s.add_argument("--out", help="sweep folder (default: the file's [sweep] out)")
+    s.add_argument("--dry-run", action="store_true", help="list the runs and their state; "
+                   "train nothing")
+    s.add_argument("--retry-failed", action="store_true", help="rerun runs that diverged")
+    s.add_argument("--verbose", action="store_true", help="per-epoch lines of every run")
+    r = sub.add_parser("report", help="Table 2 from results.jsonl: test metrics at the "
+                                      "validation-chosen point, mean +- std, paired t-test")
+    r.add_argument("results", nargs="+", metavar="RESULTS", help="results.jsonl or sweep folder")
+    r.add_argument("--metrics", default="recall@50,ndcg@50", help="test metrics (columns)")
+    r.add_argument("--select", help="valid metric for choosing a point (default: the runs' "
+                                    "early-stopping metric)")
+    r.add_argument("--rows", default="method", help="row keys, e.g. method or method,pool_size")
+    r.add_argument("--proposed", default="sdns", help="row compared to the strongest baseline "
+                                                     "('none' for no improvement row)")
+    r.add_argument("--out", help="output path without suffix (default: <sweep>/report)")
+    g = sub.add_parser("plot", help="figures from run directories (needs matplotlib)")
+    g.add_argument("paths", nargs="+", metavar="PATH", help="sweep folder(s), run dirs, "
+                                                            "or a results.jsonl")
+    g.add_argument("--kind", default="all", help="all | curves | vs-H | vs-alpha | diagnostics "
+                                                 "| delta-hist (comma-separated)")
+    g.add_argument("--metrics", help="metrics (default recall@K,ndcg@K, K = the largest topk)")
+    g.add_argument("--epoch", type=int, help="epoch of the Δ histogram (default: last)")
+    g.add_argument("--best", action="store_true", default=None, help="only the validation-"
+                   "chosen point per method and dataset (automatic above 12 lines per panel)")
+    g.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
+                   help="only runs whose config matches (repeatable), e.g. model=ngcf")
+    g.add_argument("--out", help="output folder (default: <first path>/plots)")
+
+
+def _study(args) -> int:
+    if args.command == "sweep":
+        return _sweep(args)
+    if args.command == "report":
+        from .report import report, to_markdown
+
+        t, files = report(args.results, args.out, metrics=args.metrics.split(","),
+                          select_metric=args.select, rows_by=tuple(args.rows.split(",")),
+                          proposed=None if args.proposed == "none" else args.proposed)
+        print(to_markdown(t))
+        print("-> " + ", ".join(map(str, files)))
+        return 0
+    from .plots import plot_all
+    from .sweep import parse_assignments
+
+    try:
+        files = plot_all(args.paths, args.out, args.kind.split(","),
+                         args.metrics.split(",") if args.metrics else None, args.epoch,
+                         args.best, only=parse_assignments(args.only))
+    except ModuleNotFoundError as e:
+        print(f"softbpr: error: {e}", file=sys.stderr)
+        return 2
+    for f in files:
+        print(f)
+    return 0
+
+
+def _sweep(args) -> int:
+    import signal
+
+    from .config import ConfigError
+    from .report import load_results, select
+    from .sweep import expand, filter_runs, load_sweep, parse_assignments, run_sweep, status
+
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else None
+    sw = load_sweep(args.file, quick=args.quick, seeds=seeds,
+                    overrides=parse_assignments(args.set), out=args.out)
+    specs = filter_runs(expand(sw, args.file), parse_assignments(args.only))
+    if args.best:
+        res = sw.out / "results.jsonl"
+        if not res.exists():
+            raise ConfigError(f"--best needs earlier results in {res}")
+        chosen = {c.point_id for c in select(load_results(res)).values()}
+        specs = [s for s in specs if s.point_id in chosen]
+    states = [status(sw, s) for s in specs]
+    counts = {k: states.count(k) for k in ("done", "failed", "resumable", "pending")}
+    print(f"sweep {sw.name}: {len(specs)} runs -> {sw.out} ("
+          + ", ".join(f"{v} {k}" for k, v in counts.items() if v) + ")", flush=True)
+    if args.dry_run:
+        for s, st in zip(specs, states):
+            print(f"  {st:9s} {s.name}")
+        return 0
+
+    def _terminate(signum, frame):  # SIGTERM -> unwind: the run keeps its state.pt
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        run_sweep(sw, specs, log=lambda m: print(m, flush=True),
+                  retry_failed=args.retry_failed, verbose=args.verbose)
+    except KeyboardInterrupt:
+        print(f"softbpr: interrupted; rerun the same command to resume ({sw.out})",
+              file=sys.stderr)
+        return 130
+    print(f"results: {sw.out / 'results.jsonl'}")
+    return 0
 
 
 if __name__ == "__main__":

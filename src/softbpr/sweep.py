@@ -1,0 +1,415 @@
+"""Sweeps: a base experiment × a grid (× per-preset variants) × seeds, trained one after another.
+
+A sweep file (TOML; configs/sweep-*.toml reproduce the paper's studies):
+
+    [sweep]
+    name = "table2"              # the study name, written into every result row
+    out = "sweeps/table2"        # results.jsonl and runs/ go here (relative to the working dir)
+    seeds = [1, 2, 3]            # training seeds (train.seed) of every grid point
+    keep = []                    # run files kept after a run (default: only the small JSON ones)
+
+    [base]                       # any config keys, flat or in sections, as `softbpr train --config`
+    epochs = 300
+    [base.train]
+    batch_size = 2048
+
+    [grid]                       # key -> list of values; the runs are the cartesian product
+    lr = [5e-4, 1e-3]
+    dataset = [{ data = "../shared/data/gowalla", label = "gowalla" }, { data = "synthetic" }]
+
+    [[variants]]                 # optional: one grid per variant (e.g. per preset), each
+    preset = "rns"               # combined with [grid]; its keys override [grid]'s
+    [[variants]]
+    preset = "sdns"
+    pool_size = [8, 16]
+    alpha = [0.9, 0.8]
+
+    [quick]                      # optional: extra overrides of --quick (see QUICK)
+
+A grid value that is a table is a bundle of keys set together (`label` names it; under the key
+`dataset` the label is the dataset's name in reports). Precedence, lowest first: config defaults
+< [base] < grid point < --quick < --set. Each run is an ordinary `softbpr.fit` run directory
+runs/<readable>-<hash>-s<seed>, where the hash covers the explicit keys of the point (not the
+seed, not the device), so the name is the same every time the sweep is expanded. A run whose
+result.json exists is skipped; one with a state.pt resumes where it stopped; a diverged run leaves
+failed.json and is skipped (--retry-failed retries it). Each finished run appends one JSON row to
+results.jsonl: study, run, point_id, point, labels, dataset, method, model, seed, config (every
+flat key), best_epoch, valid, test, seconds, epochs, status.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import product
+from pathlib import Path
+
+from .config import FLAT, SECTIONS, ConfigError, Experiment, build, merge
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+QUICK: dict = {"data": "synthetic-small", "epochs": 2, "eval_every": 1, "patience": 0, "dim": 16,
+               "gen_pretrain_epochs": 1}
+"""--quick: the default dataset, 2 epochs, small embeddings, first grid value, first seed: every
+study runs in seconds (CI). The data section is reset first, so dataset-specific keys (format,
+columns, split) do not leak onto the synthetic data."""
+
+HEAVY = ("state.pt", "model.pt", "embeddings.npz")
+"""Run files removed after a finished run unless listed in [sweep] keep: a sweep has hundreds of
+runs and plots/reports need only config.json, history.jsonl and result.json."""
+
+# keys that do not change what is learned: left out of a point's identity (its hash)
+_NOT_IDENTITY = {("train", "seed"), ("train", "device"), ("train", "checkpoint_every"),
+                 ("eval", "batch_users")}
+_SHORT = {"pool_size": "H", "alpha": "a", "preset": "", "model": "", "sampler": "", "loss": ""}
+_INV_FLAT = {v: k for k, v in FLAT.items()}
+
+
+@dataclass(frozen=True)
+class Sweep:
+    name: str
+    out: Path
+    seeds: tuple[int, ...]
+    base: dict
+    grid: dict
+    variants: tuple[dict, ...] = ({},)
+    keep: tuple[str, ...] = ()
+    overrides: dict = field(default_factory=dict)
+    """--set keys (highest precedence)."""
+    quick: dict | None = None
+    """Overrides of --quick (QUICK + the file's [quick]); None when not quick."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a sweep: a grid point and a seed."""
+
+    point: dict
+    """The point's own keys (grid + variant, bundles flattened), as in the file."""
+    labels: dict
+    """grid key -> label of a bundle value (e.g. {"dataset": "gowalla"})."""
+    point_id: str
+    seed: int
+    exp: Experiment
+    name: str
+    """Run directory name under <out>/runs/."""
+
+    @property
+    def dataset(self) -> str | None:
+        return self.labels.get("dataset")
+
+
+def parse_value(text: str):
+    """A --set / --only value: a TOML literal (5e-4, 16, true, [1, 2]) or else a plain string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_assignments(items) -> dict:
+    out = {}
+    for it in items or ():
+        k, eq, v = it.partition("=")
+        if not eq or not k.strip():
+            raise ConfigError(f"expected KEY=VALUE, got {it!r}")
+        out[k.strip().replace("-", "_")] = parse_value(v.strip())
+    return out
+
+
+def _nest_dotted(d: dict) -> dict:
+    """{'train.lr': 1e-3} -> {'train': {'lr': 1e-3}} so config.merge accepts dotted keys."""
+    out: dict = {}
+    for k, v in d.items():
+        s, dot, f = k.partition(".")
+        if dot and s in SECTIONS:
+            out.setdefault(s, {})[f] = v
+        else:
+            out[k] = v
+    return out
+
+
+def load_sweep(path: str | Path, quick: bool = False, seeds=None, overrides: dict | None = None,
+               out: str | Path | None = None) -> Sweep:
+    """Read a sweep file; `seeds`, `overrides` (--set) and `out` replace the file's values."""
+    p = Path(path)
+    try:
+        doc = tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: sweep file not found") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: invalid TOML: {e}") from None
+    extra = set(doc) - {"sweep", "base", "grid", "variants", "quick"}
+    if extra:
+        raise ConfigError(f"{p}: unknown table(s) {sorted(extra)}; a sweep file has [sweep], "
+                          "[base], [grid], [[variants]] and [quick]")
+    meta = doc.get("sweep", {})
+    bad = set(meta) - {"name", "out", "seeds", "keep"}
+    if bad:
+        raise ConfigError(f"{p}: unknown key(s) in [sweep]: {sorted(bad)} (name, out, seeds, "
+                          "keep)")
+    name = meta.get("name", p.stem)
+    grid = {k: (v if isinstance(v, list) else [v]) for k, v in doc.get("grid", {}).items()}
+    variants = tuple(doc.get("variants", [{}])) or ({},)
+    for src in (doc.get("base", {}), grid, *variants):
+        if "seed" in src or ("train" in src and "seed" in src.get("train", {})):
+            raise ConfigError(f"{p}: set training seeds with [sweep] seeds = [...], not 'seed'")
+    seeds = tuple(int(s) for s in (seeds if seeds is not None else meta.get("seeds", [1])))
+    if not seeds:
+        raise ConfigError(f"{p}: no seeds")
+    q = None
+    if quick:
+        q = {**QUICK, **doc.get("quick", {})}
+        seeds = seeds[:1]
+        grid = {k: v[:1] for k, v in grid.items()}
+        variants = tuple({k: (v[:1] if isinstance(v, list) else v) for k, v in var.items()}
+                         for var in variants)
+    out_dir = Path(out) if out is not None else Path(meta.get("out", f"sweeps/{name}"))
+    if quick and out is None:
+        out_dir = out_dir.with_name(out_dir.name + "-quick")
+    return Sweep(name, out_dir, seeds, doc.get("base", {}), grid, variants,
+                 tuple(meta.get("keep", ())), dict(overrides or {}), q)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    s = str(v)
+    return Path(s).name if "/" in s else s
+
+
+def _readable(point: dict, labels: dict) -> str:
+    parts = []
+    first = sorted(point, key=lambda k: (k != "preset", k == "data"))  # preset first, data last
+    for k in first:
+        v = point[k]
+        if k == "data":
+            parts.append(labels.get("dataset") or _fmt(v))
+        elif _is_data_key(k):  # format, columns, ...: the dataset label or path says enough
+            continue
+        elif k in _SHORT:
+            parts.append(f"{_SHORT[k]}{_fmt(v)}")
+        else:
+            parts.append(f"{k.split('.')[-1]}{_fmt(v)}")
+    for k, lab in labels.items():  # bundles without a `data` key still show their label
+        if lab not in parts:
+            parts.append(lab)
+    s = re.sub(r"[^A-Za-z0-9.+=-]+", "_", "_".join(p for p in parts if p)) or "run"
+    return s[:60]
+
+
+def _is_data_key(k: str) -> bool:
+    return k == "data" or k.startswith("data.") or FLAT.get(k, ("",))[0] == "data"
+
+
+def _identity(nested: dict) -> str:
+    ident = {s: {k: v for k, v in kv.items() if (s, k) not in _NOT_IDENTITY}
+             for s, kv in nested.items()}
+    blob = json.dumps({s: kv for s, kv in ident.items() if kv}, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:8]
+
+
+def flat_config(exp: Experiment) -> dict:
+    """Every config field by its flat name (data, model, preset-free sampler/loss, lr, ...)."""
+    d = exp.to_dict()
+    out = {_INV_FLAT[(s, k)]: v for s in SECTIONS for k, v in d[s].items()
+           if (s, k) in _INV_FLAT}
+    out["method"] = d["method"]
+    return out
+
+
+def expand(sw: Sweep, origin: str = "sweep") -> list[RunSpec]:
+    """Every (grid point, seed) as a RunSpec, in run order: by dataset, then seed, then point.
+
+    Each experiment is built (validated) here, so a bad key fails before anything trains.
+    """
+    base = merge({}, _nest_dotted(sw.base), f"{origin} [base]")
+    specs = []
+    seen = set()
+    for var in sw.variants:
+        axes = {**sw.grid, **{k: (v if isinstance(v, list) else [v]) for k, v in var.items()}}
+        keys = list(axes)
+        for values in product(*(axes[k] for k in keys)):
+            point, labels, data_bundles = {}, {}, set()
+            for k, v in zip(keys, values):
+                if isinstance(v, dict):  # a bundle of keys set together
+                    bundle = dict(v)
+                    if any(_is_data_key(b) for b in bundle):
+                        data_bundles.add(k)
+                    lab = bundle.pop("label", None)
+                    labels[k] = str(lab) if lab is not None else _fmt(bundle.get("data", k))
+                    point.update(bundle)
+                else:
+                    point[k] = v
+            nested = merge(base, _nest_dotted(point), f"{origin} point {point}")
+            if sw.quick is not None:  # the quick dataset replaces the data section whole
+                nested["data"] = {}
+                nested = merge(nested, _nest_dotted(sw.quick), f"{origin} [quick]")
+                point = {k: v for k, v in point.items() if not _is_data_key(k)}
+                labels = {k: v for k, v in labels.items() if k not in data_bundles}
+            nested = merge(nested, _nest_dotted(sw.overrides), "--set")
+            pid = _identity(nested)
+            if pid in seen:  # two variants reaching the same experiment: run it once
+                continue
+            seen.add(pid)
+            for seed in sw.seeds:
+                nested_s = {**nested, "train": {**nested.get("train", {}), "seed": seed}}
+                exp = build(nested_s)
+                specs.append(RunSpec(point, labels, pid, seed, exp,
+                                     f"{_readable(point, labels)}-{pid}-s{seed}"))
+    order = {}
+    for s in specs:  # dataset in order of first appearance, so each dataset is loaded once
+        order.setdefault(json.dumps(s.exp.to_dict()["data"], sort_keys=True), len(order))
+    return sorted(specs, key=lambda s: (order[json.dumps(s.exp.to_dict()["data"],
+                                                         sort_keys=True)], s.seed))
+
+
+def filter_runs(specs: list[RunSpec], only: dict) -> list[RunSpec]:
+    """Runs whose flat config (or labels, or `preset` = method, or data folder name) match."""
+    def match(s: RunSpec, k: str, want) -> bool:
+        flat = flat_config(s.exp)
+        if k == "preset":
+            k = "method"
+        if k in s.labels and str(s.labels[k]) == str(want):
+            return True
+        if k not in flat:
+            raise ConfigError(f"--only: unknown key {k!r}")
+        have = flat[k]
+        if k == "data" and Path(str(have)).name == str(want):
+            return True
+        return have == want or str(have) == str(want)
+
+    return [s for s in specs if all(match(s, k, v) for k, v in only.items())]
+
+
+def read_rows(path: Path) -> list[dict]:
+    """Rows of a results.jsonl ([] when absent); a torn last line (killed mid-write) is skipped."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def status(sw: Sweep, spec: RunSpec) -> str:
+    """done | failed | resumable | pending."""
+    rd = sw.out / "runs" / spec.name
+    if (rd / "result.json").exists():
+        return "done"
+    if (rd / "failed.json").exists():
+        return "failed"
+    if (rd / "state.pt").exists() and (rd / "config.json").exists():
+        return "resumable"
+    return "pending"
+
+
+def _row(sw: Sweep, spec: RunSpec, res: dict, epochs: int, state: str, error=None) -> dict:
+    return {"study": sw.name, "run": f"runs/{spec.name}", "point_id": spec.point_id,
+            "point": spec.point, "labels": spec.labels,
+            "dataset": spec.dataset or res.get("dataset"), "method": spec.exp.method,
+            "model": spec.exp.model.name, "seed": spec.seed, "config": flat_config(spec.exp),
+            "best_epoch": res.get("best_epoch"), "valid": res.get("valid", {}),
+            "test": res.get("test", {}), "seconds": res.get("seconds"), "epochs": epochs,
+            "status": state, **({"error": error} if error else {})}
+
+
+def _epochs(rd: Path) -> int:
+    h = rd / "history.jsonl"
+    return sum(1 for x in h.read_text().splitlines() if x.strip()) if h.exists() else 0
+
+
+def run_sweep(sw: Sweep, specs: list[RunSpec], log: Callable[[str], None] = print,
+              retry_failed: bool = False, verbose: bool = False) -> list[dict]:
+    """Train every pending run in order; returns the rows appended to results.jsonl now."""
+    from .split import load_split
+    from .train import TrainingDiverged, fit
+
+    runs_dir = sw.out / "runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    results = sw.out / "results.jsonl"
+    have = {r.get("run") for r in read_rows(results)}
+    new: list[dict] = []
+    cached = (None, None)  # (DataConfig, Split): consecutive runs on one dataset load it once
+
+    def append(row: dict) -> None:
+        with open(results, "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        have.add(row["run"])
+        new.append(row)
+
+    def tidy(rd: Path) -> None:
+        for f in HEAVY:
+            if f not in sw.keep and (rd / f).exists():
+                (rd / f).unlink()
+
+    for n, spec in enumerate(specs, 1):
+        rd = runs_dir / spec.name
+        tag = f"[{n}/{len(specs)}] {spec.name}"
+        st = status(sw, spec)
+        if st == "done" or (st == "failed" and not retry_failed):
+            if f"runs/{spec.name}" not in have:  # killed between result.json and the row
+                fname = "result.json" if st == "done" else "failed.json"
+                res = json.loads((rd / fname).read_text())
+                append(_row(sw, spec, res, _epochs(rd), "ok" if st == "done" else "diverged",
+                            res.get("error")))
+            if st == "done":
+                tidy(rd)
+            log(f"{tag}: {st}, skipped")
+            continue
+        if st == "failed":
+            (rd / "failed.json").unlink()
+        if cached[0] != spec.exp.data:
+            cached = (spec.exp.data, load_split(spec.exp.data, log if verbose else lambda m: None))
+        rd.mkdir(parents=True, exist_ok=True)
+        # sweep.json: what plots need beyond config.json (the point, its labels and id)
+        (rd / "sweep.json").write_text(json.dumps(
+            {"study": sw.name, "point_id": spec.point_id, "point": spec.point,
+             "labels": spec.labels, "seed": spec.seed}) + "\n")
+        t0 = time.perf_counter()
+        try:
+            run = fit(spec.exp, split=cached[1], out_dir=rd, progress=False,
+                      log=log if verbose else (lambda m: None), resume=st == "resumable")
+        except TrainingDiverged as e:
+            res = {"error": str(e), "seconds": round(time.perf_counter() - t0, 3)}
+            (rd / "failed.json").write_text(json.dumps(res) + "\n")
+            append(_row(sw, spec, res, _epochs(rd), "diverged", str(e)))
+            tidy(rd)
+            log(f"{tag}: diverged ({e})")
+            continue
+        row = _row(sw, spec, run.result(), len(run.history), "ok")
+        append(row)
+        tidy(rd)
+        m = spec.exp.eval.metric
+        k = max(spec.exp.eval.topk)
+        log(f"{tag}: valid {m} {run.valid.get(m, float('nan')):.4f} | test recall@{k} "
+            f"{run.test[f'recall@{k}']:.4f} ndcg@{k} {run.test[f'ndcg@{k}']:.4f} | best epoch "
+            f"{run.best_epoch} | {run.seconds:.0f}s{' (resumed)' if st == 'resumable' else ''}")
+    return new
+
+
+__all__ = [
+    "QUICK",
+    "RunSpec",
+    "Sweep",
+    "expand",
+    "filter_runs",
+    "flat_config",
+    "load_sweep",
+    "parse_assignments",
+    "parse_value",
+    "read_rows",
+    "run_sweep",
+    "status",
+]

@@ -1,0 +1,251 @@
+"""Sweeps: expansion (grids, per-preset variants, bundles, --quick), the shipped study files, one
+row per finished run, and resuming an interrupted sweep without redoing finished runs."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import softbpr.train as train_mod
+from softbpr.cli import main
+from softbpr.config import ConfigError
+from softbpr.sweep import expand, filter_runs, load_sweep, read_rows, run_sweep, status
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A LightGCN-format folder: 40 users x 30 items in two taste blocks (8 train, 2 test)."""
+    rng = np.random.default_rng(0)
+    d = tmp_path_factory.mktemp("tiny")
+    train, test = [], []
+    for u in range(40):
+        block = np.arange(15) if u < 20 else np.arange(15, 30)
+        liked = rng.choice(block, size=10, replace=False)
+        train.append(" ".join(map(str, [u, *liked[:8]])))
+        test.append(" ".join(map(str, [u, *liked[8:]])))
+    (d / "train.txt").write_text("\n".join(train) + "\n")
+    (d / "test.txt").write_text("\n".join(test) + "\n")
+    return d
+
+
+def write_sweep(path: Path, data, out: Path, extra: str = "", seeds="[1]") -> Path:
+    path.write_text(f"""
+[sweep]
+name = "t"
+out = "{out}"
+seeds = {seeds}
+
+[base]
+data = "{data}"
+dim = 8
+layers = 1
+epochs = 2
+eval_every = 1
+patience = 0
+batch_size = 128
+topk = [5, 10]
+metric = "ndcg@10"
+device = "cpu"
+{extra}
+""")
+    return path
+
+
+GRID = """
+[grid]
+lr = [0.01, 0.005]
+
+[[variants]]
+preset = "rns"
+
+[[variants]]
+preset = "sdns"
+pool_size = [4, 8]
+alpha = 0.8
+"""
+
+
+def test_expand_per_variant_grids_and_stable_names(tmp_path):
+    f = write_sweep(tmp_path / "s.toml", "synthetic-small", tmp_path / "o", GRID, "[1, 2]")
+    sw = load_sweep(f)
+    specs = expand(sw)
+    # rns: 2 lr; sdns: 2 lr x 2 H; x 2 seeds
+    assert len(specs) == (2 + 4) * 2
+    assert sorted({s.exp.method for s in specs}) == ["rns", "sdns"]
+    assert {s.exp.loss.alpha for s in specs if s.exp.method == "sdns"} == {0.8}
+    assert {s.exp.loss.alpha for s in specs if s.exp.method == "rns"} == {0.0}
+    # names are deterministic, unique, and the seeds of a point share its id
+    assert [s.name for s in specs] == [s.name for s in expand(load_sweep(f))]
+    assert len({s.name for s in specs}) == len(specs)
+    by_point: dict = {}
+    for s in specs:
+        by_point.setdefault(s.point_id, set()).add(s.seed)
+    assert len(by_point) == 6 and all(v == {1, 2} for v in by_point.values())
+    assert any(s.name.startswith("sdns_lr0.01_H4_a0.8-") for s in specs)
+    # --set and --only; the device is not part of a point's identity
+    ids = {s.point_id for s in specs}
+    sw2 = load_sweep(f, overrides={"device": "cpu", "reg": 0.0})
+    assert {s.exp.train.reg for s in expand(sw2)} == {0.0}
+    assert {s.point_id for s in expand(load_sweep(f, overrides={"device": "cuda"}))} == ids
+    only = filter_runs(specs, {"preset": "sdns", "pool_size": 8})
+    assert len(only) == 4 and all(s.exp.sampler.pool_size == 8 for s in only)
+
+
+def test_quick_takes_first_values_and_the_small_dataset(tmp_path):
+    grid = """
+[grid]
+dataset = [{ label = "gw", data = "../shared/data/gowalla" }, { data = "x.csv", columns = "user,item" }]
+lr = [0.01, 0.005]
+"""
+    f = write_sweep(tmp_path / "s.toml", "synthetic", tmp_path / "o", grid, "[3, 4]")
+    full = expand(load_sweep(f))
+    assert len(full) == 8 and {s.dataset for s in full} == {"gw", "x.csv"}
+    # runs are ordered by dataset, so each dataset is loaded once
+    assert [s.dataset for s in full] == ["gw"] * 4 + ["x.csv"] * 4
+    q = load_sweep(f, quick=True)
+    assert q.out == tmp_path / "o-quick" and q.seeds == (3,)
+    (spec,) = expand(q)
+    assert spec.exp.data.data == "synthetic-small" and spec.exp.data.columns == "user,item,timestamp"
+    assert spec.exp.train.epochs == 2 and spec.exp.train.lr == 0.01 and spec.dataset is None
+
+
+@pytest.mark.parametrize("body,msg", [
+    ("[grid]\nseed = [1, 2]\n", "seeds"),
+    ("[grid]\npool_sise = [1]\n", "did you mean 'pool_size'"),
+    ("[grids]\nlr = [1]\n", "unknown table"),
+    ("[[variants]]\npreset = \"nope\"\n", "unknown preset"),
+])
+def test_bad_sweep_files_fail_before_training(tmp_path, body, msg):
+    f = write_sweep(tmp_path / "s.toml", "synthetic-small", tmp_path / "o", body)
+    with pytest.raises(ConfigError, match=msg):
+        expand(load_sweep(f))
+
+
+def test_shipped_study_files_expand():
+    files = sorted(CONFIGS.glob("sweep-*.toml"))
+    names = {f.stem for f in files}
+    assert {"sweep-table2", "sweep-fig3ab", "sweep-fig3cd", "sweep-fig4", "sweep-fig5",
+            "sweep-fig6"} <= names
+    for f in files:
+        full, quick = expand(load_sweep(f)), expand(load_sweep(f, quick=True))
+        assert full and 1 <= len(quick) <= 6, f
+        assert all(s.exp.data.data == "synthetic-small" and s.exp.train.epochs == 2 for s in quick)
+    t2 = expand(load_sweep(CONFIGS / "sweep-table2.toml", seeds=[1]))
+    per = {}
+    for s in t2:
+        per.setdefault((s.exp.method, s.dataset), set()).add(s.point_id)
+    sizes = {m: len(ids) for (m, ds), ids in per.items() if ds == "taobao"}
+    assert sizes == {"rns": 16, "irgan": 16, "advir": 16, "dns": 64, "mixgcf": 64, "sdns": 320}
+    sd = [s for s in t2 if s.exp.method == "sdns"]
+    assert {round(1 - s.exp.loss.alpha, 2) for s in sd} == {0.05, 0.1, 0.2, 0.3, 0.4}
+    assert {s.exp.train.lr for s in sd} == {5e-4, 1e-3, 5e-3, 1e-2}
+    assert {s.exp.train.reg for s in sd} == {0.0, 1e-4, 1e-3, 1e-2}
+    f3 = expand(load_sweep(CONFIGS / "sweep-fig3cd.toml", seeds=[1]))
+    assert {s.exp.method for s in f3} == {"sdns-mix"}
+    assert sorted({s.exp.loss.alpha for s in f3}) == pytest.approx([i / 10 for i in range(10)])
+    f6 = expand(load_sweep(CONFIGS / "sweep-fig6.toml", quick=True))
+    assert {s.exp.model.name for s in f6} == {"ngcf"}
+    assert {s.exp.method for s in f6} == {"rns", "dns", "mixgcf", "sdns"}
+
+
+class Crash(Exception):
+    pass
+
+
+def test_interrupted_sweep_resumes_without_redoing_finished_runs(tmp_path, tiny, monkeypatch):
+    f = write_sweep(tmp_path / "s.toml", tiny, tmp_path / "o",
+                    "[grid]\nlr = [0.01, 0.02]\n[[variants]]\npreset = \"dns\"\n")
+    sw = load_sweep(f)
+    specs = expand(sw)
+    assert len(specs) == 2
+    real_fit = train_mod.fit
+    calls = []
+
+    def fit(exp, *a, crash_at=None, **kw):
+        calls.append((exp.train.lr, kw.get("resume")))
+        if crash_at is not None:
+            def on_epoch(row):
+                if row["epoch"] == crash_at:
+                    raise Crash()
+            kw["on_epoch"] = on_epoch
+        return real_fit(exp, *a, **kw)
+
+    # first pass: the second run is killed after its first epoch
+    monkeypatch.setattr(train_mod, "fit", lambda exp, *a, **kw: fit(
+        exp, *a, crash_at=1 if exp.train.lr == 0.02 else None, **kw))
+    with pytest.raises(Crash):
+        run_sweep(sw, specs, log=lambda m: None)
+    rows = read_rows(sw.out / "results.jsonl")
+    assert [r["run"] for r in rows] == [f"runs/{specs[0].name}"]
+    assert [status(sw, s) for s in specs] == ["done", "resumable"]
+    # heavy files of the finished run are gone; the row carries what the report needs
+    done_dir = sw.out / "runs" / specs[0].name
+    assert not (done_dir / "state.pt").exists() and not (done_dir / "model.pt").exists()
+    assert {"config.json", "history.jsonl", "result.json", "sweep.json"} <= {
+        p.name for p in done_dir.iterdir()}
+    r = rows[0]
+    assert r["study"] == "t" and r["seed"] == 1 and r["method"] == "dns"
+    assert r["config"]["lr"] == 0.01 and r["point"] == {"lr": 0.01, "preset": "dns"}
+    assert {"best_epoch", "valid", "test", "seconds", "dataset"} <= set(r)
+    first_hist = (done_dir / "history.jsonl").read_text()
+
+    # second pass: the finished run is skipped, the interrupted one resumes from its state.pt
+    calls.clear()
+    monkeypatch.setattr(train_mod, "fit", fit)
+    new = run_sweep(sw, specs, log=lambda m: None)
+    assert calls == [(0.02, True)]
+    assert [x["run"] for x in new] == [f"runs/{specs[1].name}"]
+    assert (done_dir / "history.jsonl").read_text() == first_hist
+    hist = (sw.out / "runs" / specs[1].name / "history.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in hist] == [1, 2]
+
+    # third pass: nothing to do, no duplicate rows
+    calls.clear()
+    assert run_sweep(sw, specs, log=lambda m: None) == [] and calls == []
+    assert len(read_rows(sw.out / "results.jsonl")) == 2
+
+    # killed between result.json and its row: the row is restored without training
+    lines = (sw.out / "results.jsonl").read_text().splitlines()
+    (sw.out / "results.jsonl").write_text(lines[0] + "\n")
+    new = run_sweep(sw, specs, log=lambda m: None)
+    assert calls == [] and [x["run"] for x in new] == [f"runs/{specs[1].name}"]
+
+
+def test_diverged_run_is_recorded_and_skipped(tmp_path, tiny, monkeypatch):
+    f = write_sweep(tmp_path / "s.toml", tiny, tmp_path / "o")
+    sw = load_sweep(f)
+    specs = expand(sw)
+
+    def boom(exp, *a, **kw):
+        raise train_mod.TrainingDiverged("epoch 1: the loss is nan")
+
+    monkeypatch.setattr(train_mod, "fit", boom)
+    (row,) = run_sweep(sw, specs, log=lambda m: None)
+    assert row["status"] == "diverged" and "nan" in row["error"]
+    assert status(sw, specs[0]) == "failed"
+    assert run_sweep(sw, specs, log=lambda m: None) == []  # skipped, not retried
+    monkeypatch.undo()
+    (row,) = run_sweep(sw, specs, log=lambda m: None, retry_failed=True)
+    assert row["status"] == "ok" and status(sw, specs[0]) == "done"
+
+
+def test_cli_sweep_dry_run_and_two_stage_best(tmp_path, tiny, capsys):
+    f = write_sweep(tmp_path / "s.toml", tiny, tmp_path / "o",
+                    "[grid]\nlr = [0.01, 0.02]\n[[variants]]\npreset = \"rns\"\n"
+                    "[[variants]]\npreset = \"sdns\"\n", "[1, 2]")
+    assert main(["sweep", str(f), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "8 runs" in out and out.count("\n  pending ") == 8
+    assert main(["sweep", str(f), "--seeds", "1"]) == 0
+    assert len(read_rows(tmp_path / "o" / "results.jsonl")) == 4
+    capsys.readouterr()
+    # stage 2: seed 2 for the point chosen on validation per method only
+    assert main(["sweep", str(f), "--seeds", "2", "--best"]) == 0
+    rows = read_rows(tmp_path / "o" / "results.jsonl")
+    assert len(rows) == 6 and sorted(r["method"] for r in rows if r["seed"] == 2) == ["rns", "sdns"]
+    assert main(["sweep", str(f), "--best", "--dry-run"]) == 0
+    assert capsys.readouterr().out.count("\n  done ") == 4
+    assert main(["sweep", str(tmp_path / "nope.toml")]) == 2
