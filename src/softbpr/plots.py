@@ -34,13 +34,20 @@ DIAGNOSTICS = [("neg_heldout_rate", "negatives that are held-out positives"),
                ("delta_q50", "Δ median (band: q10–q90)")]
 
 
-def _figure(nrows: int, ncols: int):
-    """A matplotlib Figure (object API: no pyplot, no global backend change)."""
+def require_matplotlib() -> None:
+    """Raise ModuleNotFoundError with the install command when matplotlib is missing."""
     try:
-        from matplotlib.figure import Figure
+        import matplotlib.figure  # noqa: F401
     except ModuleNotFoundError:
         raise ModuleNotFoundError("softbpr plot needs matplotlib: pip install 'softbpr[plots]' "
                                   "(or pip install matplotlib)") from None
+
+
+def _figure(nrows: int, ncols: int):
+    """A matplotlib Figure (object API: no pyplot, no global backend change)."""
+    require_matplotlib()
+    from matplotlib.figure import Figure
+
     # narrow figures (<= 2 panel columns) get their legend on the right: room for it
     fig = Figure(figsize=(4.2 * ncols + (2.6 if ncols <= 2 else 0), 3.2 * nrows),
                  layout="constrained")
@@ -374,6 +381,7 @@ def plot_all(paths, out: str | Path | None = None, kinds=("all",), metrics=None,
 
     only: keep runs whose flat config matches ({"model": "ngcf"}; `dataset`/`data` match the
     dataset label, `preset` the method)."""
+    require_matplotlib()  # before reading any run
     bad = set(kinds) - set(KINDS)
     if bad:
         raise ValueError(f"unknown plot kind(s) {sorted(bad)}; choose from {', '.join(KINDS)}")

@@ -132,6 +132,9 @@ def paired_test(a: dict, b: dict) -> tuple[float | None, int]:
     seeds = sorted(set(a) & set(b))
     if len(seeds) < 2:
         return None, len(seeds)
+    diffs = [a[s] - b[s] for s in seeds]
+    if statistics.stdev(diffs) <= 1e-12 * max(1e-12, *map(abs, diffs)):
+        return None, len(seeds)  # identical differences: t is undefined (scipy warns, gives nan)
     from scipy.stats import ttest_rel
 
     p = float(ttest_rel([a[s] for s in seeds], [b[s] for s in seeds]).pvalue)

@@ -1,0 +1,129 @@
+"""Table 2 report from a hand-made results.jsonl with known numbers: the configuration is chosen
+on validation (never test), the strongest baseline is underlined, the improvement row and the
+paired t-test over seeds are right."""
+
+import csv
+import io
+import json
+
+import pytest
+from scipy.stats import ttest_rel
+
+from softbpr.cli import main
+from softbpr.report import build_table, load_results, paired_test, select, to_csv, to_markdown
+
+
+def row(method, ds, point, seed, valid, recall, ndcg, **cfg):
+    return {"study": "t", "run": f"runs/{method}-{ds}-{point}-s{seed}", "point_id": point,
+            "point": {"preset": method, **cfg}, "dataset": ds, "method": method,
+            "model": "lightgcn", "seed": seed,
+            "config": {"method": method, "metric": "ndcg@50", "seed": seed, **cfg},
+            "best_epoch": 10, "valid": {"ndcg@50": valid, "recall@50": valid},
+            "test": {"recall@50": recall, "ndcg@50": ndcg}, "seconds": 1.0, "status": "ok"}
+
+
+SEEDS = (1, 2, 3)
+
+
+def results() -> list[dict]:
+    rows = []
+    for s, d in zip(SEEDS, (0.0, 0.01, 0.02)):
+        # dataset A: DNS has two grid points; "hi-valid" wins on valid, "hi-test" only on test
+        rows.append(row("dns", "A", "hi-valid", s, 0.30 + d, 0.20 + d, 0.10 + d, lr=1e-3))
+        rows.append(row("dns", "A", "hi-test", s, 0.20 + d, 0.90 + d, 0.90 + d, lr=5e-3))
+        rows.append(row("rns", "A", "r", s, 0.10, 0.15 + d, 0.12 + d))
+        rows.append(row("sdns", "A", "s", s, 0.40, 0.22 + 2 * d, 0.13 + d, alpha=0.9))
+        # dataset B: RNS is the strongest baseline on NDCG, DNS on Recall
+        rows.append(row("dns", "B", "b", s, 0.3, 0.50 + d, 0.20 + d))
+        rows.append(row("rns", "B", "r", s, 0.3, 0.40 + d, 0.30 + d))
+        rows.append(row("sdns", "B", "s", s, 0.3, 0.55 + d, 0.33 + d, alpha=0.9))
+        rows.append(row("irgan", "B", "g", s, 0.1, 0.10, 0.10))  # failed runs are ignored:
+    rows.append({**row("sdns", "B", "x", 1, 0.99, 0.99, 0.99), "status": "diverged"})
+    return rows
+
+
+@pytest.fixture
+def res_file(tmp_path):
+    f = tmp_path / "results.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in results()) + '{"torn": ')
+    return f
+
+
+def test_choice_is_by_valid_never_by_test(res_file):
+    ch = select(load_results(res_file))
+    assert ch[(("dns",), "A")].point_id == "hi-valid"  # although "hi-test" has test 0.9
+    assert ch[(("dns",), "A")].n_points == 2 and ch[(("dns",), "A")].seeds == SEEDS
+    assert ch[(("sdns",), "B")].point_id == "s"  # the diverged 0.99 row is not a result
+    assert ch[(("dns",), "A")].score == pytest.approx(0.31)
+
+
+def test_table2_layout_strongest_baseline_and_improvement(res_file):
+    t = build_table(load_results(res_file))
+    md = to_markdown(t)
+    lines = [ln for ln in md.splitlines() if ln.startswith("| ")]
+    assert lines[0] == "| Method | A Recall@50 | A NDCG@50 | B Recall@50 | B NDCG@50 |"
+    body = {ln.split(" | ")[0][2:]: ln.split(" | ")[1:] for ln in lines[1:5]}
+    # paper order, proposed last
+    assert list(body)[:4] == ["RNS", "IRGAN", "DNS", "SDNS"]
+    assert body["DNS"][0] == "<u>0.2100 ± 0.0100</u>"  # A recall: DNS(hi-valid) 0.21 > RNS 0.16
+    assert body["DNS"][1] == "0.1100 ± 0.0100"  # A ndcg: RNS 0.13 > DNS 0.11
+    assert body["RNS"][1] == "<u>0.1300 ± 0.0100</u>"
+    assert body["DNS"][2] == "<u>0.5100 ± 0.0100</u>" and body["RNS"][3].startswith("<u>0.3100")
+    assert body["IRGAN"][0] == "–" and body["IRGAN"][2] == "0.1000 ± 0.0000"
+    assert not any("<u>" in c for c in body["SDNS"])
+    # improvement row: (SDNS - strongest) / strongest, paired t-test over the 3 seeds
+    imp = lines[5]
+    assert imp.startswith("| SDNS vs <u>best baseline</u> |")
+    rel, p, n = t.improvement[("A", "recall@50")]
+    assert rel == pytest.approx((0.24 - 0.21) / 0.21) and n == 3
+    assert p == pytest.approx(ttest_rel([0.22, 0.24, 0.26], [0.20, 0.21, 0.22]).pvalue)
+    assert f"{rel * 100:+.2f}% (p={p:.3g}, n=3)" in imp
+    # the chosen configurations are listed, with the valid score they were chosen on
+    assert "| DNS | A | 0.3100 | 1,2,3 | 2 | 1,2,3 | lr=0.001 |" in md
+
+
+def test_paired_test_needs_two_seeds():
+    a, b = {1: 0.3, 2: 0.5, 3: 0.4}, {1: 0.2, 2: 0.3, 3: 0.35}
+    p, n = paired_test(a, b)
+    assert n == 3 and p == pytest.approx(ttest_rel([0.3, 0.5, 0.4], [0.2, 0.3, 0.35]).pvalue)
+    assert paired_test({1: 0.3}, {1: 0.2, 2: 0.1}) == (None, 1)
+    assert paired_test({1: 0.3, 2: 0.4}, {3: 0.2}) == (None, 0)
+    assert paired_test({1: 0.3, 2: 0.4}, {1: 0.2, 2: 0.3}) == (None, 2)  # no spread: no t
+
+
+def test_one_seed_says_n_a(tmp_path):
+    rows = [row("dns", "A", "d", 1, 0.3, 0.2, 0.1), row("sdns", "A", "s", 1, 0.3, 0.3, 0.2)]
+    md = to_markdown(build_table(rows))
+    assert "+50.00% (p n/a, n=1)" in md and "+100.00% (p n/a, n=1)" in md
+    assert "| DNS | <u>0.2000</u> | <u>0.1000</u> |" in md  # no ± with one seed
+
+
+def test_two_stage_selection_compares_points_on_shared_seeds():
+    rows = [row("dns", "A", "p1", s, v, 0.2, 0.1) for s, v in ((1, 0.30), (2, 0.10), (3, 0.10))]
+    rows.append(row("dns", "A", "p2", 1, 0.25, 0.2, 0.1))
+    c = select(rows)[(("dns",), "A")]
+    # on seed 1 (the only seed both have) p1 (0.30) beats p2 (0.25), although p1's mean over
+    # its three seeds (0.167) is below p2's single seed; the cell then uses all of p1's seeds
+    assert c.point_id == "p1" and c.seeds == (1,) and [r["seed"] for r in c.runs] == [1, 2, 3]
+
+
+def test_csv_and_rows_by_other_keys(res_file):
+    t = build_table(load_results(res_file), rows_by=("method", "alpha"), proposed=None)
+    assert t.proposed is None and not t.improvement
+    rows = list(csv.DictReader(io.StringIO(to_csv(build_table(load_results(res_file))))))
+    a = [r for r in rows if r["row"] == "SDNS" and r["dataset"] == "A" and r["metric"] == "recall@50"]
+    assert len(a) == 1 and float(a[0]["improvement"]) == pytest.approx(0.03 / 0.21, rel=1e-5)
+    assert a[0]["n_paired"] == "3" and a[0]["seeds"] == "1 2 3"
+    strong = {(r["row"], r["dataset"], r["metric"]) for r in rows if r["strongest_baseline"] == "1"}
+    assert strong == {("DNS", "A", "recall@50"), ("RNS", "A", "ndcg@50"),
+                      ("DNS", "B", "recall@50"), ("RNS", "B", "ndcg@50")}
+
+
+def test_cli_report_prints_and_writes(res_file, capsys):
+    assert main(["report", str(res_file.parent)]) == 0
+    out = capsys.readouterr().out
+    assert "| SDNS vs <u>best baseline</u> |" in out
+    md = (res_file.parent / "report.md").read_text()
+    assert md.strip() in out
+    assert (res_file.parent / "report.csv").read_text().startswith("row,method,dataset,metric")
+    assert main(["report", str(res_file.parent / "missing")]) == 2
