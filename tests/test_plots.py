@@ -12,7 +12,8 @@ import torch
 from softbpr import plots
 from softbpr.cli import main
 from softbpr.config import load
-from softbpr.diagnostics import bin_counts, delta_edges, hist_quantiles, summarize_delta
+from softbpr.diagnostics import DELTA_BINS, bin_counts, delta_edges, hist_quantiles
+from softbpr.diagnostics import summarize_delta as summarize
 from softbpr.train import fit
 
 # ------------------------------------------------------------------------------- diagnostics
@@ -30,7 +31,7 @@ def test_hist_quantiles_interpolate_inside_bins():
     assert hist_quantiles([1, 1, 1, 1], (0.25, 0.5, 1.0)) == pytest.approx([0.25, 0.5, 1.0])
     assert hist_quantiles([0, 10, 0, 0], (0.1, 0.5, 0.9)) == pytest.approx([0.275, 0.375, 0.475])
     assert all(np.isnan(hist_quantiles([0, 0], (0.5,))))
-    s = summarize_delta([0.0, 4.0, 4.0, 0.0])
+    s = summarize([0.0, 4.0, 4.0, 0.0])
     assert s["delta_hist"] == [0, 4, 4, 0] and s["delta_q50"] == pytest.approx(0.5)
     assert set(s) == {"delta_q10", "delta_q50", "delta_q90", "delta_hist"}
 
@@ -42,10 +43,12 @@ def test_trainer_records_delta_histogram_per_epoch(blocks):
     run = fit(exp, split=blocks, log=lambda m: None, progress=False)
     for row in run.history:
         h = row["delta_hist"]
-        assert len(h) == 50 and sum(h) == len(blocks.train)  # every training triplet once
+        assert len(h) == DELTA_BINS and sum(h) == len(blocks.train)  # every triplet once
         assert 0 <= row["delta_q10"] <= row["delta_q50"] <= row["delta_q90"] <= 1
-        mid = sum((k + 0.5) / 50 * c for k, c in enumerate(h)) / sum(h)
-        assert mid == pytest.approx(row["grad_weight"], abs=1 / 100)  # mean Δ, to a half bin
+        mid = sum((k + 0.5) / DELTA_BINS * c for k, c in enumerate(h)) / sum(h)
+        assert mid == pytest.approx(row["grad_weight"], abs=0.5 / DELTA_BINS)  # mean Δ
+    # epoch 1 starts from ŷ_ui ≈ ŷ_uj: Δ ≈ 0.5 sits mid-bin, so the median reads ≈ 0.5
+    assert run.history[0]["delta_q50"] == pytest.approx(0.5, abs=0.5 / DELTA_BINS)
 
 
 # ---------------------------------------------------------------------------------- figures
@@ -67,7 +70,7 @@ def fake_run(root, method, pool, seed, peak, dataset="toy", epochs=12):
     rows = []
     for e in range(1, epochs + 1):
         v = peak - 0.002 * (e - 6) ** 2 + 0.001 * seed
-        hist = [0] * 50
+        hist = [0] * DELTA_BINS
         hist[20 + e % 5] = 100
         rows.append({"epoch": e, "loss": 1 / e, "score_gap": 0.1 * e, "grad_weight": 0.45,
                      "neg_heldout_rate": 0.01 * pool / 16, "delta_q10": 0.4, "delta_q50": 0.45,

@@ -111,7 +111,8 @@ def test_csv_and_rows_by_other_keys(res_file):
     t = build_table(load_results(res_file), rows_by=("method", "alpha"), proposed=None)
     assert t.proposed is None and not t.improvement
     rows = list(csv.DictReader(io.StringIO(to_csv(build_table(load_results(res_file))))))
-    a = [r for r in rows if r["row"] == "SDNS" and r["dataset"] == "A" and r["metric"] == "recall@50"]
+    a = [r for r in rows
+         if r["row"] == "SDNS" and r["dataset"] == "A" and r["metric"] == "recall@50"]
     assert len(a) == 1 and float(a[0]["improvement"]) == pytest.approx(0.03 / 0.21, rel=1e-5)
     assert a[0]["n_paired"] == "3" and a[0]["seeds"] == "1 2 3"
     strong = {(r["row"], r["dataset"], r["metric"]) for r in rows if r["strongest_baseline"] == "1"}

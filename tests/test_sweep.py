@@ -97,18 +97,22 @@ def test_expand_per_variant_grids_and_stable_names(tmp_path):
 def test_quick_takes_first_values_and_the_small_dataset(tmp_path):
     grid = """
 [grid]
-dataset = [{ label = "gw", data = "../shared/data/gowalla" }, { data = "x.csv", columns = "user,item" }]
+dataset = [{ label = "gw", data = "../shared/data/gowalla" },
+           { data = "x.csv", columns = "user,item" }]
 lr = [0.01, 0.005]
 """
     f = write_sweep(tmp_path / "s.toml", "synthetic", tmp_path / "o", grid, "[3, 4]")
     full = expand(load_sweep(f))
     assert len(full) == 8 and {s.dataset for s in full} == {"gw", "x.csv"}
+    assert {s.dataset for s in filter_runs(full, {"dataset": "gw"})} == {"gw"}
+    assert len(filter_runs(full, {"data": "gowalla", "lr": 0.01})) == 2
     # runs are ordered by dataset, so each dataset is loaded once
     assert [s.dataset for s in full] == ["gw"] * 4 + ["x.csv"] * 4
     q = load_sweep(f, quick=True)
     assert q.out == tmp_path / "o-quick" and q.seeds == (3,)
     (spec,) = expand(q)
-    assert spec.exp.data.data == "synthetic-small" and spec.exp.data.columns == "user,item,timestamp"
+    assert spec.exp.data.data == "synthetic-small"
+    assert spec.exp.data.columns == "user,item,timestamp"  # the data section was reset
     assert spec.exp.train.epochs == 2 and spec.exp.train.lr == 0.01 and spec.dataset is None
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import torch
 
-DELTA_BINS = 50
-"""Equal-width bins over [0, 1]: quantiles are read off to within 1/50 = 0.02 (interpolated)."""
+DELTA_BINS = 49
+"""Equal-width bins over [0, 1]: quantiles are read off to within a bin, 1/49 ≈ 0.02. An odd
+count puts Δ = 0.5 (ŷ_ui = ŷ_uj, where every run starts) in the middle of a bin rather than on an
+edge, so an untrained model's median reads 0.5, not 0.51."""
 
 DELTA_QUANTILES = (0.1, 0.5, 0.9)
 

@@ -43,6 +43,11 @@ def require_matplotlib() -> None:
                                   "(or pip install matplotlib)") from None
 
 
+# samplers whose negatives are synthetic (no item ids): the trainer cannot tell whether they are
+# held-out positives, so these rates are not measured for them (history.jsonl says 0)
+_UNMEASURED = {"mixgcf": ("neg_heldout_rate", "neg_truth_rate")}
+
+
 def _figure(nrows: int, ncols: int):
     """A matplotlib Figure (object API: no pyplot, no global backend change)."""
     require_matplotlib()
@@ -303,6 +308,7 @@ def plot_diagnostics(runs: list[RunData], path: Path) -> Path:
         for i, (k, title) in enumerate(present):
             ax = axes[i][j]
             for lab, rs in by.items():
+                rs = [r for r in rs if k not in _UNMEASURED.get(r.config.get("sampler"), ())]
                 xs, mean, lo, hi = _series(rs, lambda row, k=k: row.get(k))
                 if not xs:
                     continue

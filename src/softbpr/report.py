@@ -1,4 +1,4 @@
-"""Table 2 from results.jsonl: samplers × datasets × test Recall/NDCG at the validation-chosen point.
+"""Table 2 from results.jsonl: samplers × datasets × test Recall/NDCG at the point chosen on valid.
 
 Model selection (the paper tunes on validation, reports test; see notes §6.6):
   1. Rows of results.jsonl are grouped by table row (default the method, e.g. `sdns`) and dataset.

@@ -278,8 +278,8 @@ def filter_runs(specs: list[RunSpec], only: dict) -> list[RunSpec]:
         flat = flat_config(s.exp)
         if k == "preset":
             k = "method"
-        if k in s.labels and str(s.labels[k]) == str(want):
-            return True
+        if k in s.labels:
+            return str(s.labels[k]) == str(want)
         if k not in flat:
             raise ConfigError(f"--only: unknown key {k!r}")
         have = flat[k]
