@@ -253,3 +253,59 @@ def test_cli_sweep_dry_run_and_two_stage_best(tmp_path, tiny, capsys):
     assert main(["sweep", str(f), "--best", "--dry-run"]) == 0
     assert capsys.readouterr().out.count("\n  done ") == 4
     assert main(["sweep", str(tmp_path / "nope.toml")]) == 2
+
+
+@pytest.mark.parametrize("study", [
+    "fig3cd",  # by default one study (1 run); all six with -m slow (about a minute, 18 runs)
+    *(pytest.param(s, marks=pytest.mark.slow)
+      for s in ("table2", "fig3ab", "fig4", "fig5", "fig6"))])
+def test_every_shipped_study_runs_quick_end_to_end(study, tmp_path, capsys):
+    """--quick: synthetic-small, 2 epochs, first grid values, one seed; then the report."""
+    out = tmp_path / study
+    f = CONFIGS / f"sweep-{study}.toml"
+    assert main(["sweep", str(f), "--quick", "--out", str(out), "--set", "device=cpu"]) == 0
+    rows = read_rows(out / "results.jsonl")
+    assert rows and all(r["status"] == "ok" and r["study"] == study for r in rows)
+    assert len(rows) == len(expand(load_sweep(f, quick=True)))
+    assert main(["report", str(out)]) == 0
+    assert (out / "report.md").exists()
+
+
+def test_sigterm_mid_sweep_then_rerun_resumes(tmp_path, tiny, capsys):
+    """The CLI path: a sweep killed by SIGTERM in its second run, then the same command again."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    f = write_sweep(tmp_path / "s.toml", tiny, tmp_path / "o",
+                    "[grid]\nlr = [0.01, 0.02]\n[[variants]]\npreset = \"dns\"\n")
+    f.write_text(f.read_text().replace("epochs = 2", "epochs = 24").replace("eval_every = 1",
+                                                                      "eval_every = 4"))
+    specs = expand(load_sweep(f))
+    first, second = (tmp_path / "o" / "runs" / s.name for s in specs)
+    proc = subprocess.Popen([sys.executable, "-m", "softbpr", "sweep", str(f)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    hist = second / "history.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if hist.exists() and len(hist.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait() == 128 + signal.SIGTERM
+    assert not (second / "result.json").exists(), "the run finished before it could be killed"
+    assert (second / "state.pt").exists() and (first / "result.json").exists()
+    assert len(read_rows(tmp_path / "o" / "results.jsonl")) == 1
+    done = (first / "result.json").stat().st_mtime_ns
+
+    assert main(["sweep", str(f)]) == 0
+    out = capsys.readouterr().out
+    assert "done, skipped" in out and "(resumed)" in out
+    assert (first / "result.json").stat().st_mtime_ns == done  # not redone
+    epochs = [json.loads(x)["epoch"] for x in hist.read_text().splitlines()]
+    assert epochs == list(range(1, 25))
+    rows = read_rows(tmp_path / "o" / "results.jsonl")
+    assert [r["run"] for r in rows] == [f"runs/{s.name}" for s in specs]
