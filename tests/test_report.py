@@ -128,3 +128,12 @@ def test_cli_report_prints_and_writes(res_file, capsys):
     assert md.strip() in out
     assert (res_file.parent / "report.csv").read_text().startswith("row,method,dataset,metric")
     assert main(["report", str(res_file.parent / "missing")]) == 2
+
+
+def test_models_are_never_mixed_in_a_choice():
+    rows = [row("dns", "A", "l", 1, 0.3, 0.2, 0.1), row("dns", "A", "n", 1, 0.4, 0.3, 0.2)]
+    rows[1]["model"] = "ngcf"
+    ch = select(rows)
+    assert set(ch) == {(("lightgcn", "dns"), "A"), (("ngcf", "dns"), "A")}
+    md = to_markdown(build_table(rows))
+    assert "| LightGCN DNS |" in md and "| NGCF DNS |" in md

@@ -163,7 +163,8 @@ def setting_label(run: RunData, keys: list[str], per_method: dict | None = None)
         else:
             parts.append(f"{_NAMES.get(k, k)}={v:g}" if isinstance(v, float)
                          else f"{_NAMES.get(k, k)}={v}")
-    return " ".join(parts) or run.config.get("method") or "run"
+    m = run.config.get("method")
+    return " ".join(parts) or DISPLAY.get(m, m or "run")
 
 
 def _settings(runs: list[RunData], keys: list[str]) -> dict:

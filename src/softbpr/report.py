@@ -98,10 +98,21 @@ def default_metric(rows: list[dict]) -> str:
     return c.most_common(1)[0][0] if c else "ndcg@50"
 
 
+def row_keys(rows: list[dict], rows_by=("method",)) -> tuple[str, ...]:
+    """`rows_by`, with `model` in front when the results hold several models."""
+    rows_by = tuple(rows_by)
+    if "model" not in rows_by and len({r.get("model") for r in rows}) > 1:
+        rows_by = ("model", *rows_by)
+    return rows_by
+
+
 def select(rows: list[dict], metric: str | None = None,
            rows_by: tuple[str, ...] = ("method",)) -> dict[tuple, Choice]:
-    """{(row key, dataset): Choice}: per group the point with the best mean valid `metric`."""
+    """{(row key, dataset): Choice}: per group the point with the best mean valid `metric`.
+
+    The row key follows row_keys(rows, rows_by): LightGCN and NGCF runs are never mixed."""
     metric = metric or default_metric(rows)
+    rows_by = row_keys(rows, rows_by)
     groups: dict = {}
     for r in rows:
         key = (tuple(value(r, k) for k in rows_by), str(r.get("dataset")))
@@ -184,9 +195,7 @@ def build_table(results: list[dict], metrics=("recall@50", "ndcg@50"), select_me
                 rows_by=("method",), proposed: str | None = "sdns") -> Table:
     if not results:
         raise ValueError("no finished runs in the results")
-    rows_by = tuple(rows_by)
-    if "model" not in rows_by and len({r.get("model") for r in results}) > 1:
-        rows_by = ("model", *rows_by)
+    rows_by = row_keys(results, rows_by)
     select_metric = select_metric or default_metric(results)
     choices = select(results, select_metric, rows_by)
     datasets = list(dict.fromkeys(str(r.get("dataset")) for r in results))
