@@ -101,7 +101,8 @@ def train_one_epoch(model: MF, graph: InteractionGraph, sampler, loss_fn, reg: f
         n_batches -= 1
     tot = torch.zeros(5, dtype=torch.float64, device=dev)  # loss, reg, gap, Δ, count
     diag_keys = diag_keys or {}
-    fn_hits = torch.zeros(max(1, len(diag_keys)), dtype=torch.float64, device=dev)
+    # hits per diagnostic key, then the number of real (id-carrying) negatives checked
+    fn_hits = torch.zeros(len(diag_keys) + 1, dtype=torch.float64, device=dev)
     edges = delta_edges(dev)
     delta_hist = torch.zeros(edges.numel(), dtype=torch.float64, device=dev)  # Δ counts per bin
     alpha = getattr(loss_fn, "alpha", 0.0)
@@ -138,6 +139,7 @@ def train_one_epoch(model: MF, graph: InteractionGraph, sampler, loss_fn, reg: f
                 q = users * graph.n_items + neg.items
                 for k, keys in enumerate(diag_keys.values()):
                     fn_hits[k] += _member(keys, q).sum()
+                fn_hits[-1] += q.numel()
     bar.close()
     dist.all_sum(tot)
     dist.all_sum(fn_hits)
@@ -147,8 +149,9 @@ def train_one_epoch(model: MF, graph: InteractionGraph, sampler, loss_fn, reg: f
     out = {"loss": vals[0] / count if vals[4] else float("nan"), "reg": vals[1] / count,
            "train_seconds": time.perf_counter() - t0, "sample_seconds": sample_s,
            "score_gap": vals[2] / count, "grad_weight": vals[3] / count}
-    for k, v in zip(diag_keys, fn_hits.tolist()):
-        out[k] = v / count
+    hits = fn_hits.tolist()
+    for k, v in zip(diag_keys, hits[:-1] if hits[-1] else []):  # none for synthetic negatives
+        out[k] = v / hits[-1]
     out.update(summarize_delta(delta_hist.tolist()))  # quantiles + counts
     if hasattr(sampler, "stats"):
         out.update(sampler.stats())
