@@ -34,7 +34,8 @@ TRAIN_FLAGS: list[tuple[str, type, str]] = [
     ("--temperature", float, "irgan/advir: negatives ~ softmax(generator score / T) (default 0.2)"),
     ("--gen-dim", int, "irgan/advir: generator embedding size (default 64)"),
     ("--gen-lr", float, "irgan/advir: generator Adam learning rate (default 1e-3)"),
-    ("--gen-samples", int, "irgan/advir: generator samples per pair per step (default 2)"),
+    ("--gen-samples", int, "irgan/advir: generator draws per positive (default 2)"),
+    ("--gen-epochs", int, "irgan/advir: generator epochs between training epochs (default 1)"),
     ("--gen-pretrain-epochs", int, "irgan/advir: DNS pre-training epochs of the generator "
                                    "(default 10)"),
     ("--eps", float, "adv_bpr (AdvIR): L2 norm ε of the adversarial perturbation (default 0.5)"),

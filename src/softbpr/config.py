@@ -128,8 +128,11 @@ class SamplerConfig:
     gen_lr: float = 1e-3
     """irgan/advir: Adam learning rate of the generator's policy-gradient steps."""
     gen_samples: int = 2
-    """irgan/advir: items the generator draws per training pair for its policy-gradient step
-    (IRGAN's code draws 2 per positive)."""
+    """irgan/advir: generator draws per positive in its policy-gradient epoch (IRGAN's code draws
+    2 per positive)."""
+    gen_epochs: int = 1
+    """irgan/advir: generator epochs (over all users) between two training epochs; IRGAN's code
+    alternates 100 discriminator epochs and 50 generator epochs."""
     gen_pretrain_epochs: int = 10
     """irgan/advir: epochs of DNS(5)-BPR pre-training of the generator before training (IRGAN
     starts G from a DNS-trained MF); 0 = start from the uniform(±0.05) init."""
@@ -146,16 +149,16 @@ class SamplerConfig:
         for k in ("gen_dim", "gen_samples"):
             if getattr(self, k) < 1:
                 raise ConfigError(f"sampler.{k} must be >= 1, got {getattr(self, k)}")
-        if self.gen_pretrain_epochs < 0:
-            raise ConfigError(f"sampler.gen_pretrain_epochs must be >= 0, got "
-                              f"{self.gen_pretrain_epochs}")
+        for k in ("gen_epochs", "gen_pretrain_epochs"):
+            if getattr(self, k) < 0:
+                raise ConfigError(f"sampler.{k} must be >= 0, got {getattr(self, k)}")
 
     def options(self) -> dict:
         """Keyword arguments of the chosen sampler beyond pool_size: see build_sampler."""
         if self.name in GAN_SAMPLERS:
             return {"temperature": self.temperature, "gen_dim": self.gen_dim,
                     "gen_lr": self.gen_lr, "gen_samples": self.gen_samples,
-                    "pretrain_epochs": self.gen_pretrain_epochs}
+                    "gen_epochs": self.gen_epochs, "pretrain_epochs": self.gen_pretrain_epochs}
         return {}
 
 
@@ -279,6 +282,7 @@ FLAT: dict[str, tuple[str, str]] = {
     "sampler": ("sampler", "name"), "pool_size": ("sampler", "pool_size"),
     "temperature": ("sampler", "temperature"), "gen_dim": ("sampler", "gen_dim"),
     "gen_lr": ("sampler", "gen_lr"), "gen_samples": ("sampler", "gen_samples"),
+    "gen_epochs": ("sampler", "gen_epochs"),
     "gen_pretrain_epochs": ("sampler", "gen_pretrain_epochs"),
     "loss": ("loss", "name"), "alpha": ("loss", "alpha"), "eps": ("loss", "eps"),
     "adv_weight": ("loss", "adv_weight"),
