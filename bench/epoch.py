@@ -36,7 +36,7 @@ from softbpr.models import build_model
 from softbpr.samplers import build_sampler
 from softbpr.seeding import pick_device
 from softbpr.split import load_split
-from softbpr.train import evaluate_model, train_one_epoch
+from softbpr.trainer import evaluate_model, train_one_epoch
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SAMPLERS = [("rns", "uniform", "bpr", 1), ("dns H=16", "dns", "bpr", 16),

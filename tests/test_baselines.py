@@ -202,8 +202,6 @@ def test_generator_learns_to_favour_what_the_discriminator_scores_high(blocks, n
     s = build_sampler(name, 1, gen_dim=8, gen_lr=0.1, gen_samples=8, pretrain_epochs=0)
     s.setup(D, g, blocks, torch.device("cpu"), gen)
     users = torch.arange(blocks.n_users)
-    pos = torch.from_numpy(blocks.train.items[np.searchsorted(blocks.train.users,
-                                                              users.numpy())])
     d_scores = emb.user @ emb.item.T  # [U, I]
     free = ~torch.from_numpy(g.train_csr.toarray().astype(bool))
 
@@ -212,8 +210,8 @@ def test_generator_learns_to_favour_what_the_discriminator_scores_high(blocks, n
 
     before = expected_d_score()
     uniform = float((d_scores * free).sum(1).div(free.sum(1)).mean())
-    for _ in range(50):
-        s.sample(users.repeat(4), pos.repeat(4), emb, g, gen)
+    for _ in range(50):  # G epochs against the fixed D
+        s.train_generator(emb, gen)
     after = expected_d_score()
     assert abs(before - uniform) < 0.5  # G starts near uniform (no pre-training here)
     assert after > before + 2.0  # measured: about -0.7 -> +4.3 (irgan), +5.0 (advir)
@@ -222,20 +220,48 @@ def test_generator_learns_to_favour_what_the_discriminator_scores_high(blocks, n
     top = d_scores.masked_fill(~free, -1e9).argmax(1)
     bottom = d_scores.masked_fill(~free, 1e9).argmin(1)
     assert (p.gather(1, top[:, None]) > p.gather(1, bottom[:, None])).float().mean() >= 0.9
-    st = s.stats()
-    assert {"neg_score", "gen_reward", "gen_loss", "neg_prob"} <= set(st)
+    assert {"gen_reward", "gen_loss"} <= set(s.stats())
 
 
-def test_advir_reward_is_pairwise_and_irgan_pointwise(blocks):
+@pytest.mark.parametrize("name", ["irgan", "advir"])
+def test_gan_schedule_one_generator_phase_and_redraw_per_epoch(blocks, name):
+    """D epoch 1 uses the pre-trained G; after every n_train pairs G trains, then D's negatives
+    are redrawn from softmax(g / T): |P_u| per user, each served once per epoch."""
     g = graph_of(blocks)
-    emb = LightGCN(blocks.n_users, blocks.n_items, 4, 1).propagate(g)
-    u, i, j = torch.tensor([0, 7]), torch.tensor([1, 10]), torch.tensor([[2, 3], [11, 12]])
-    su = emb.user[u]
-    s_pos = (su * emb.item[i]).sum(-1, keepdim=True)
-    s_neg = (su.unsqueeze(1) * emb.item[j]).sum(-1)
+    D = LightGCN(blocks.n_users, blocks.n_items, 8, 1, generator=torch.Generator().manual_seed(4))
+    emb = D.propagate(g)
+    gen = torch.Generator().manual_seed(0)
+    s = build_sampler(name, 1, gen_dim=8, pretrain_epochs=1, gen_epochs=2)
+    s.setup(D, g, blocks, torch.device("cpu"), gen)
+    calls = {"gen": 0, "redraw": 0}
+    real_train, real_redraw = s.train_generator, s.redraw
+    s.train_generator = lambda *a: (calls.__setitem__("gen", calls["gen"] + 1), real_train(*a))
+    s.redraw = lambda *a: (calls.__setitem__("redraw", calls["redraw"] + 1), real_redraw(*a))
+    u_all, i_all = torch.from_numpy(blocks.train.users), torch.from_numpy(blocks.train.items)
+    n = len(u_all)
+    for epoch in range(3):
+        perm = torch.randperm(n, generator=gen)
+        served = []
+        for b in range(0, n, 10):  # batches of 10 pairs, the last one smaller
+            idx = perm[b:b + 10]
+            neg = s.sample(u_all[idx], i_all[idx], emb, g, gen)
+            assert not g.is_positive(u_all[idx], neg.items).any()
+            served.append(torch.stack([u_all[idx], neg.items], 1))
+        assert calls == {"gen": 2 * epoch, "redraw": epoch + 1}
+        # this epoch's negatives are exactly the pre-drawn cache, each slot served once
+        got = sorted(map(tuple, torch.cat(served).tolist()))
+        rows = torch.repeat_interleave(torch.arange(blocks.n_users), s._deg)
+        assert got == sorted(map(tuple, torch.stack([rows, s._cache], 1).tolist()))
+    st = s.stats()
+    assert {"neg_score", "neg_prob", "gen_reward", "gen_loss", "gen_pretrain_seconds"} <= set(st)
+
+
+def test_advir_reward_is_pairwise_and_irgan_pointwise():
+    d = torch.randn(2, 9)  # D's scores of 2 users for 9 items
+    i, j = torch.tensor([[1, 1], [4, 5]]), torch.tensor([[2, 3], [6, 7]])
     adv, irg = build_sampler("advir", 1), build_sampler("irgan", 1)
-    torch.testing.assert_close(adv.reward(emb, u, i, j), F.logsigmoid(s_neg - s_pos))
-    torch.testing.assert_close(irg.reward(emb, u, i, j), 2 * (torch.sigmoid(s_neg) - 0.5))
+    torch.testing.assert_close(adv.reward(d, i, j), F.logsigmoid(d.gather(1, j) - d.gather(1, i)))
+    torch.testing.assert_close(irg.reward(d, i, j), 2 * (torch.sigmoid(d.gather(1, j)) - 0.5))
 
 
 def test_irgan_pretraining_makes_the_generator_a_recommender(blocks):

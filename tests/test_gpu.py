@@ -9,7 +9,7 @@ from softbpr.evaluate import rank_metrics
 from softbpr.graph import InteractionGraph
 from softbpr.models import build_model
 from softbpr.samplers import build_sampler
-from softbpr.train import fit
+from softbpr.trainer import fit
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]

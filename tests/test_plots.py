@@ -14,7 +14,7 @@ from softbpr.cli import main
 from softbpr.config import load
 from softbpr.diagnostics import DELTA_BINS, bin_counts, delta_edges, hist_quantiles
 from softbpr.diagnostics import summarize_delta as summarize
-from softbpr.train import fit
+from softbpr.trainer import fit
 
 # ------------------------------------------------------------------------------- diagnostics
 

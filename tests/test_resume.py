@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from softbpr.config import load
-from softbpr.train import fit
+from softbpr.trainer import fit
 
 ARGS = ["--data", "synthetic-small", "--epochs", "10", "--eval-every", "2", "--patience", "0",
         "--dim", "8", "--layers", "2", "--batch-size", "1024", "--device", "cpu", "--quiet",

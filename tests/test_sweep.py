@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import softbpr.train as train_mod
+import softbpr.trainer as train_mod
 from softbpr.cli import main
 from softbpr.config import ConfigError
 from softbpr.sweep import expand, filter_runs, load_sweep, read_rows, run_sweep, status

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from softbpr.config import load
-from softbpr.train import TrainingDiverged, fit
+from softbpr.trainer import TrainingDiverged, fit
 
 
 def toy_exp(**over):
@@ -54,7 +54,7 @@ def test_early_stopping_restores_best(blocks):
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(blocks, tmp_path, monkeypatch):
-    import softbpr.train as tr
+    import softbpr.trainer as tr
 
     calls = {"n": 0}
     real = tr.build_loss

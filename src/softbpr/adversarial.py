@@ -2,53 +2,65 @@
 
 The recommender being trained (LightGCN, NGCF, MF) is the *discriminator* D: the trainer fits it
 with the configured loss on (u, i, j), j drawn by the generator G. G is a separate MF with item
-bias, g(u, j) = <p_u, q_j> + b_j, which this sampler owns and trains itself:
+bias, g(u, j) = <p_u, q_j> + b_j, which this sampler owns and trains itself. Like IRGAN's code
+(`cf_gan.py`), the two players alternate in phases over whole epochs:
 
-    D negative   j ~ softmax(g(u, ·) / temperature) over u's non-train items        [one per pair]
-    G step       j_1..j_S ~ p_θ = softmax(g(u, ·)) over u's non-train items        [S per pair]
-                 L_G = − mean_s log p_θ(j_s) · r(u, i, j_s)     (REINFORCE, no baseline; Adam)
-                 irgan reward (IRGAN item-recommendation code): r = 2 (σ(ŷ_uj) − 0.5)
-                 advir reward (IRGAN pairwise code, which AdvIR builds on): r = ln σ(ŷ_uj − ŷ_ui)
-    ŷ = D's current scores (pooled dot products, no gradient to D).
+    D phase  (the trainer's epoch) each training pair (u, i) gets a negative drawn beforehand, per
+             user, from p_T(j|u) = softmax(g(u, ·) / temperature) over u's non-train items
+             (`generate_for_d`: |P_u| draws per user from one softmax of that user).
+    G phase  (`gen_epochs` epochs over all users, between two D epochs) per user, S·|P_u| draws
+             j_s ~ p_θ(j|u) = softmax(g(u, ·)) over u's non-train items (S = gen_samples, IRGAN:
+             2|P_u|), and L_G = − mean_s log p_θ(j_s) · r(u, i_s, j_s)  (REINFORCE, no
+             baseline), D frozen at its state after the D epoch:
+                 irgan reward (IRGAN's item-recommendation code): r = 2 (σ(ŷ_uj) − 0.5)
+                 advir reward (IRGAN's pair-wise code, which AdvIR builds on): r = ln σ(ŷ_uj − ŷ_ui),
+                 i_s = the user's positives in turn
+             ŷ = D's scores (pooled dot products, no gradient to D).
 
-Both rewards grow with D's score of j, so G learns to put its mass on the items D ranks high:
-hard negatives. G takes one policy-gradient step per training batch, on that batch's pairs,
-before D's step. `setup` first pre-trains G as IRGAN does (G starts from a DNS-trained MF).
+Both rewards grow with D's score of j, so G moves its mass to the items D ranks high: hard
+negatives. `setup` first pre-trains G, as IRGAN starts G from a DNS-trained MF; D epoch 1 then uses
+the pre-trained G. The sampler sees no epoch boundary, so it counts pairs: after every n_train
+sampled pairs (one trainer epoch) it runs the G phase and redraws the negatives. Cost: a few
+passes of users x items per epoch (not per training pair), all inside the trainer's
+`sample_seconds`.
 
-Adaptations to the one-loop trainer, and where we depart from the references (on purpose):
-- IRGAN's script alternates phases (15 rounds of 100 D-epochs, with D's negatives redrawn every
-  5, then 50 G-epochs over all users); here G and D alternate per batch.
-- IRGAN's D is point-wise (sigmoid cross-entropy on positives vs G samples); here D is the
-  trainer's model with its pair-wise loss (BPR in presets irgan/advir), as MixGCF and SDNS use
-  IRGAN as a sampler for LightGCN.
-- IRGAN's G draws from all items and its G step mixes 20% of the user's positives into the
+Where we depart from the references (on purpose):
+- Schedule: IRGAN's script runs 15 rounds of (100 D-epochs, negatives redrawn every 5; then 50
+  G-epochs). Here a round is 1 D-epoch then `gen_epochs` (default 1) G-epochs, so that the
+  trainer's early stopping and evaluation see the adversarial game from the first epochs.
+- IRGAN's D is point-wise (sigmoid cross-entropy, positives vs G samples); here D is the
+  trainer's model with its pair-wise loss (BPR in presets irgan/advir), which is how MixGCF and
+  SDNS use IRGAN as a sampler for LightGCN.
+- IRGAN's G draws from all items, and its G step mixes 20% of the user's positives into the
   proposal with importance weights p_θ/p_n; a negative sampler must not return positives, so
-  both draws are restricted to non-train items and are on-policy (weights = 1).
-- Optimiser: both IRGAN players use plain SGD (lr 0.001) over hundreds of passes; with one G step
-  per D batch, G uses Adam (gen_lr, default 1e-3), like the trainer's D.
-- Sizes: IRGAN's ML-100K G has dimension 5; default gen_dim is the paper's d = 64.
+  every draw is restricted to non-train items and is on-policy (weights = 1).
+- Optimiser: both IRGAN players use plain SGD (lr 0.001), one user per step; G uses Adam here
+  (gen_lr 1e-3) on batches of `gen_batch_users` users, like the trainer's D.
+- Sizes: IRGAN's ML-100K G has dimension 5; the default gen_dim is the paper's d = 64.
 - Pre-training (IRGAN `cf_dns.py`): MF without bias, BPR with DNS over 5 uniform candidates,
-  per-pair SGD (lr 0.05, λ 0.1) for 30 epochs; here `pretrain_epochs` (default 10) epochs of
-  mini-batch Adam (lr 0.01, batch 2048, λ 1e-4), training pairs only (no test leakage, unlike
-  IRGAN issue #34). The bias stays at its init 0 during pre-training, as the DNS model has none.
-- AdvIR: its adversarial *sampling* is this IRGAN-style generator restricted to unlabeled
-  (non-clicked) items, with the pair-wise reward; its adversarial *training* is the loss
-  `adv_bpr` (losses.AdvBPR). AdvIR's exact item-recommendation hyper-parameters (ε,
-  temperature, G size) could not be verified from the paper; ours are the documented defaults.
+  per-pair SGD (lr 0.05, λ 0.1), 30 epochs. Here `pretrain_epochs` (default 10) epochs of
+  mini-batch Adam (lr 0.01, batch 2048, λ 1e-4) on the training pairs only (IRGAN's released D
+  pre-training touches test data, its issue #34). G's bias stays 0 in pre-training (the DNS model
+  has none).
+- AdvIR: its adversarial *sampling* is this IRGAN-style generator over unlabeled (non-clicked)
+  items with the pair-wise reward; its adversarial *training* is the loss `adv_bpr`
+  (losses.AdvBPR). AdvIR's exact item-recommendation settings (ε, temperature, G size, schedule)
+  could not be verified from the paper; ours are the documented defaults.
 
-Hyper-parameters (constructor arguments; the first five are config fields of [sampler]):
-    temperature=0.2      D negatives from softmax(g / T) (IRGAN code: 0.2)
+Hyper-parameters (constructor arguments; the first six are config fields of [sampler]):
+    temperature=0.2      D negatives from softmax(g / T) (IRGAN's code: 0.2)
     gen_dim=64           G embedding size
     gen_lr=1e-3          G Adam learning rate (policy gradient)
-    gen_samples=2        S, G samples per pair per step (IRGAN: 2 per positive)
+    gen_samples=2        S: G draws per positive in the G phase (IRGAN: 2)
+    gen_epochs=1         G epochs between two D epochs
     pretrain_epochs=10   DNS-BPR pre-training epochs of G (0 = none)
     pretrain_lr=1e-2, pretrain_reg=1e-4, pretrain_batch=2048, pretrain_candidates=5
+    gen_batch_users=64   users per G step
     gen_reg=0.0          L2 on G's rows in the G step (IRGAN: 0)
     init_delta=0.05      G init: uniform(±0.05) embeddings, zero bias (IRGAN's INIT_DELTA)
-Per-epoch stats: neg_score (D's mean score of the drawn negatives), gen_reward, gen_loss (mean
-of −log p_θ(j)·r), neg_prob (mean probability of the drawn negative under softmax(g/T): how
-peaked the sampler is), and once gen_pretrain_seconds. All the generator's work (draws and its
-step) counts in the trainer's sample_seconds.
+Per-epoch stats: neg_score (D's mean score of the negatives it trained on), neg_prob (mean
+probability of a drawn negative under p_T: how peaked the sampler is), gen_reward and gen_loss
+(G phase means), and once gen_pretrain_seconds.
 """
 
 from __future__ import annotations
@@ -84,20 +96,24 @@ class IRGANSampler:
     reward_kind = "pointwise"
 
     def __init__(self, temperature: float = 0.2, gen_dim: int = 64, gen_lr: float = 1e-3,
-                 gen_samples: int = 2, pretrain_epochs: int = 10, pretrain_lr: float = 1e-2,
-                 pretrain_reg: float = 1e-4, pretrain_batch: int = 2048,
-                 pretrain_candidates: int = 5, gen_reg: float = 0.0, init_delta: float = 0.05,
+                 gen_samples: int = 2, gen_epochs: int = 1, pretrain_epochs: int = 10,
+                 pretrain_lr: float = 1e-2, pretrain_reg: float = 1e-4,
+                 pretrain_batch: int = 2048, pretrain_candidates: int = 5,
+                 gen_batch_users: int = 64, gen_reg: float = 0.0, init_delta: float = 0.05,
                  max_chunk_scores: int = 1 << 24):
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
-        if gen_dim < 1 or gen_samples < 1 or pretrain_epochs < 0:
-            raise ValueError("gen_dim and gen_samples must be >= 1, pretrain_epochs >= 0")
+        if min(gen_dim, gen_samples, gen_batch_users) < 1 or min(gen_epochs,
+                                                                 pretrain_epochs) < 0:
+            raise ValueError("gen_dim, gen_samples, gen_batch_users must be >= 1; gen_epochs "
+                             "and pretrain_epochs >= 0")
         self.temperature, self.gen_dim, self.gen_lr = float(temperature), gen_dim, gen_lr
-        self.gen_samples, self.pretrain_epochs = gen_samples, pretrain_epochs
+        self.gen_samples, self.gen_epochs, self.pretrain_epochs = (gen_samples, gen_epochs,
+                                                                   pretrain_epochs)
         self.pretrain_lr, self.pretrain_reg = pretrain_lr, pretrain_reg
         self.pretrain_batch, self.pretrain_candidates = pretrain_batch, pretrain_candidates
-        self.gen_reg, self.init_delta = gen_reg, init_delta
-        self.max_chunk_scores = max_chunk_scores  # bounds the [rows, n_items] score block
+        self.gen_batch_users, self.gen_reg, self.init_delta = gen_batch_users, gen_reg, init_delta
+        self.max_chunk_scores = max_chunk_scores  # bounds every [users, n_items] score block
         self.user_g = self.item_g = self.bias_g = None
         self.tally = Tally()
         self._once: dict[str, float] = {}
@@ -119,6 +135,12 @@ class IRGANSampler:
         R = graph.train_csr
         self._crow = torch.from_numpy(R.indptr.astype("int64")).to(dev)
         self._col = torch.from_numpy(R.indices.astype("int64")).to(dev)
+        self._deg = self._crow[1:] - self._crow[:-1]  # [U] training positives per user
+        self._active = torch.nonzero(self._deg).squeeze(1)  # users with positives
+        self._n_pairs = len(split.train) if split is not None else R.nnz
+        self._cache = torch.zeros(R.nnz, dtype=torch.long, device=dev)  # D negatives, CSR slots
+        self._ptr = torch.zeros(U, dtype=torch.long, device=dev)  # next unused slot per user
+        self._used: int | None = None  # pairs served since the last redraw (None: none yet)
         t = time.perf_counter()
         self._pretrain(graph, generator)
         self._once["gen_pretrain_seconds"] = time.perf_counter() - t
@@ -152,7 +174,7 @@ class IRGANSampler:
 
     def _train_mask(self, users: torch.Tensor) -> torch.Tensor:
         """Bool [c, n_items]: True at each row user's training positives."""
-        deg = self._crow[users + 1] - self._crow[users]  # [c]
+        deg = self._deg[users]  # [c]
         rows = torch.repeat_interleave(torch.arange(users.numel(), device=users.device), deg)
         first = torch.repeat_interleave(self._crow[users], deg)
         offs = torch.arange(rows.numel(), device=users.device) - torch.repeat_interleave(
@@ -167,40 +189,86 @@ class IRGANSampler:
         logits = self.user_g[users] @ self.item_g.T + self.bias_g  # [c, I]
         return logits.masked_fill(self._train_mask(users), float("-inf"))
 
-    def reward(self, emb: Embeddings, users, pos, items) -> torch.Tensor:
-        """r(u, i, j) for items [c, S] from D's current scores: 2(σ(ŷ_uj) − 0.5)."""
-        s_neg = (emb.user[users].unsqueeze(1) * emb.item[items]).sum(-1)  # [c, S]
-        return 2.0 * (torch.sigmoid(s_neg) - 0.5)
+    def probabilities(self, users: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        """softmax(g(u, ·) / T) over items (0 at training positives), [c, n_items], no grad."""
+        with torch.no_grad():
+            return torch.softmax(self.generator_logits(users) / temperature, -1)
+
+    def _user_chunks(self, users: torch.Tensor, size: int):
+        c = max(1, min(size, self.max_chunk_scores // self.item_g.shape[0]))
+        return torch.split(users, c)
+
+    def reward(self, d_scores: torch.Tensor, pos: torch.Tensor, items: torch.Tensor):
+        """r(u, i, j) for draws items [c, K] from D's scores of the chunk's users [c, n_items]:
+        2(σ(ŷ_uj) − 0.5). pos [c, K] pairs each draw with one of the user's positives."""
+        return 2.0 * (torch.sigmoid(d_scores.gather(1, items)) - 0.5)
+
+    def train_generator(self, emb: Embeddings, generator: torch.Generator | None) -> None:
+        """One G epoch: every user with positives, in shuffled batches of gen_batch_users."""
+        d_user, d_item = emb.user.detach(), emb.item.detach()
+        S = self.gen_samples
+        order = self._active[torch.randperm(self._active.numel(), device=self._active.device,
+                                            generator=generator)]
+        for users in self._user_chunks(order, self.gen_batch_users):
+            deg = self._deg[users]  # [c]
+            K = S * int(deg.max())
+            logits = self.generator_logits(users)  # [c, I], grad to G
+            with torch.no_grad():
+                js = draw(torch.softmax(logits.detach(), -1), K, generator)  # [c, K] from p_θ
+                k = torch.arange(K, device=users.device)
+                valid = k.unsqueeze(0) < S * deg.unsqueeze(1)  # S·|P_u| draws per user
+                slot = self._crow[users].unsqueeze(1) + k.unsqueeze(0) % deg.unsqueeze(1)
+                pos = self._col[slot]  # [c, K]: the user's positives in turn
+                r = self.reward(d_user[users] @ d_item.T, pos, js)  # [c, K]
+                w = valid.float() / valid.sum()
+            logp = torch.log_softmax(logits, -1).gather(1, js)  # [c, K]
+            loss = -(logp * r * w).sum()
+            if self.gen_reg:
+                loss = loss + self.gen_reg * (self.user_g[users].pow(2).sum()
+                                              + self.item_g[js[valid]].pow(2).sum()) / 2 / len(
+                                                  users)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            self.tally.add("gen_reward", r[valid])
+            self.tally.add("gen_loss", -(logp.detach() * r)[valid])
+
+    def redraw(self, generator: torch.Generator | None) -> None:
+        """D's negatives for the next epoch: |P_u| draws from p_T(·|u) for every user."""
+        for users in self._user_chunks(self._active, 1 << 30):
+            deg = self._deg[users]
+            K = int(deg.max())
+            with torch.no_grad():
+                p = self.probabilities(users, self.temperature)  # [c, I]
+                js = draw(p, K, generator)  # [c, K]
+                valid = torch.arange(K, device=users.device).unsqueeze(0) < deg.unsqueeze(1)
+                slots = self._crow[users].unsqueeze(1) + torch.arange(K, device=users.device)
+                self._cache[slots[valid]] = js[valid]
+                self.tally.add("neg_prob", p.gather(1, js)[valid])
+        self._ptr.zero_()
+        self._used = 0
 
     # -- sampler seam -----------------------------------------------------------------------
     def sample(self, users, pos, emb: Embeddings, graph: InteractionGraph,
                generator: torch.Generator | None) -> Negatives:
         if self.user_g is None:
             raise RuntimeError(f"{type(self).__name__} needs setup(model, graph, ...) first")
-        B, S = users.numel(), self.gen_samples
-        items = torch.empty(B, dtype=torch.long, device=users.device)
-        chunk = max(1, self.max_chunk_scores // graph.n_items)
-        self.opt.zero_grad(set_to_none=True)
-        for s in range(0, B, chunk):
-            u, i = users[s:s + chunk], pos[s:s + chunk]
-            logits = self.generator_logits(u)  # [c, I], grad to G
-            with torch.no_grad():
-                lt = logits.detach()
-                p_d = torch.softmax(lt / self.temperature, -1)  # D's sampling distribution
-                items[s:s + chunk] = draw(p_d, 1, generator).squeeze(1)
-                p = torch.softmax(lt, -1)  # p_θ: G's policy
-                js = draw(p, S, generator)  # [c, S]
-                r = self.reward(emb, u, i, js).detach()  # [c, S]
-                self.tally.add("neg_prob", p_d.gather(1, items[s:s + chunk, None]))
-                self.tally.add("gen_reward", r)
-            logp = torch.log_softmax(logits, -1).gather(1, js)  # [c, S]
-            loss = -(logp * r).sum() / (B * S)
-            if self.gen_reg:
-                loss = loss + self.gen_reg * (self.user_g[u].pow(2).sum()
-                                              + self.item_g[js].pow(2).sum()) / 2 / B
-            loss.backward()
-            self.tally.add("gen_loss", -(logp.detach() * r))
-        self.opt.step()
+        if self._used is None or self._used >= self._n_pairs:  # a new trainer epoch
+            if self._used is not None:  # G phase against D as it ended the epoch
+                for _ in range(self.gen_epochs):
+                    self.train_generator(emb, generator)
+            self.redraw(generator)
+        # take each row's user's next unused pre-drawn negative (wrapping if a user is revisited)
+        order = torch.argsort(users, stable=True)
+        su = users[order]
+        uniq, counts = torch.unique_consecutive(su, return_counts=True)
+        rank = torch.arange(su.numel(), device=su.device) - torch.repeat_interleave(
+            torch.cumsum(counts, 0) - counts, counts)
+        slot = self._crow[su] + (self._ptr[su] + rank) % self._deg[su]
+        items = torch.empty_like(users)
+        items[order] = self._cache[slot]
+        self._ptr[uniq] += counts
+        self._used += users.numel()
         neg = emb.item[items]
         with torch.no_grad():
             self.tally.add("neg_score", (emb.user[users] * neg).sum(-1))
@@ -210,11 +278,6 @@ class IRGANSampler:
         out = {**self.tally.read(), **self._once}
         self._once = {}
         return out
-
-    def probabilities(self, users: torch.Tensor) -> torch.Tensor:
-        """p_θ(j | u) over items (0 at training positives), [c, n_items], no gradient."""
-        with torch.no_grad():
-            return torch.softmax(self.generator_logits(users), -1)
 
 
 class AdvIRSampler(IRGANSampler):
@@ -226,8 +289,5 @@ class AdvIRSampler(IRGANSampler):
     name = "advir"
     reward_kind = "pairwise"
 
-    def reward(self, emb: Embeddings, users, pos, items) -> torch.Tensor:
-        u = emb.user[users]  # [c, d']
-        s_pos = (u * emb.item[pos]).sum(-1, keepdim=True)  # [c, 1]
-        s_neg = (u.unsqueeze(1) * emb.item[items]).sum(-1)  # [c, S]
-        return F.logsigmoid(s_neg - s_pos)
+    def reward(self, d_scores: torch.Tensor, pos: torch.Tensor, items: torch.Tensor):
+        return F.logsigmoid(d_scores.gather(1, items) - d_scores.gather(1, pos))

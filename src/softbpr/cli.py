@@ -91,7 +91,7 @@ def _train(args) -> int:
     import os
 
     from .config import ConfigError, Experiment, load
-    from .train import fit
+    from .trainer import fit
 
     flat = {f.lstrip("-").replace("-", "_"): getattr(args, f.lstrip("-").replace("-", "_"))
             for f, _, _ in TRAIN_FLAGS}
@@ -151,7 +151,7 @@ def _evaluate(args) -> int:
     from .checkpoint import load_checkpoint
     from .graph import InteractionGraph
     from .seeding import pick_device
-    from .train import evaluate_model
+    from .trainer import evaluate_model
 
     dev = pick_device(args.device)
     exp, model, split, ck = load_checkpoint(args.run_dir, dev)
@@ -177,7 +177,7 @@ def _evaluate(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError
     from .data import DataError
-    from .train import TrainingDiverged
+    from .trainer import TrainingDiverged
 
     args = _parser().parse_args(argv)
     try:

@@ -334,7 +334,7 @@ def run_sweep(sw: Sweep, specs: list[RunSpec], log: Callable[[str], None] = prin
               retry_failed: bool = False, verbose: bool = False) -> list[dict]:
     """Train every pending run in order; returns the rows appended to results.jsonl now."""
     from .split import load_split
-    from .train import TrainingDiverged, fit
+    from .trainer import TrainingDiverged, fit
 
     runs_dir = sw.out / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
