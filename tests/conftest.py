@@ -36,7 +36,7 @@ def block_split(n_users: int = 12, n_items: int = 18, seed: int = 0) -> Split:
         tr += [(u, i) for i in liked[:4]]
         va.append((u, liked[4]))
         te.append((u, liked[5]))
-    p = lambda rows: Pairs(np.array([r[0] for r in rows], dtype=np.int64),  # noqa: E731
+    p = lambda rows: Pairs(np.array([r[0] for r in rows], dtype=np.int64),
                            np.array([r[1] for r in rows], dtype=np.int64))
     return Split("blocks", p(tr), p(va), p(te), IdMap(np.arange(n_users, dtype=np.int64)),
                  IdMap(np.arange(n_items, dtype=np.int64)))
@@ -50,3 +50,19 @@ def blocks() -> Split:
 @pytest.fixture
 def gen() -> torch.Generator:
     return torch.Generator().manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory):
+    """A LightGCN-format folder: 40 users x 30 items in two taste blocks, 8 train + 2 test each."""
+    rng = np.random.default_rng(0)
+    d = tmp_path_factory.mktemp("tiny")
+    train, test = [], []
+    for u in range(40):
+        block = np.arange(15) if u < 20 else np.arange(15, 30)
+        liked = rng.choice(block, size=10, replace=False)
+        train.append(" ".join(map(str, [u, *liked[:8]])))
+        test.append(" ".join(map(str, [u, *liked[8:]])))
+    (d / "train.txt").write_text("\n".join(train) + "\n")
+    (d / "test.txt").write_text("\n".join(test) + "\n")
+    return d

@@ -8,15 +8,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import shared_data
 
 from softbpr.cli import main
 from softbpr.config import ConfigError, load
 from softbpr.graph import InteractionGraph
 from softbpr.losses import AdvBPR, SoftBPR, build_loss
-from softbpr.models import NGCF, LightGCN, _Spmm, build_model
+from softbpr.models import LightGCN, _Spmm, build_model
 from softbpr.samplers import SAMPLERS, MixGCFSampler, build_sampler, uniform_candidates
-
-from conftest import shared_data
 
 
 def graph_of(split):
@@ -316,20 +315,6 @@ def test_presets_and_flags_of_the_baselines():
 
 # ---------------------------------------------------------------------------------- end to end
 
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    """A LightGCN-format folder: 40 users x 30 items in two taste blocks, 8 train + 2 test each."""
-    rng = np.random.default_rng(0)
-    d = tmp_path_factory.mktemp("tiny")
-    train, test = [], []
-    for u in range(40):
-        block = np.arange(15) if u < 20 else np.arange(15, 30)
-        liked = rng.choice(block, size=10, replace=False)
-        train.append(" ".join(map(str, [u, *liked[:8]])))
-        test.append(" ".join(map(str, [u, *liked[8:]])))
-    (d / "train.txt").write_text("\n".join(train) + "\n")
-    (d / "test.txt").write_text("\n".join(test) + "\n")
-    return d
 
 
 FAST = ["--epochs", "1", "--dim", "16", "--batch-size", "128", "--device", "cpu", "--quiet",

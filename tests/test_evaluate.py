@@ -37,7 +37,7 @@ def test_hand_computed_recall_ndcg():
     truth = csr({0: [2, 4], 1: [3]}, 3, 5)
     mask = csr({0: [0]}, 3, 5)
     m = rank_metrics(u, it, truth, mask, ks=(1, 2, 3))
-    d = lambda r: 1 / math.log2(r + 1)  # noqa: E731
+    d = lambda r: 1 / math.log2(r + 1)
     # user 0: hits at ranks 2 (item 2) and 4 (item 4); user 1: hit at rank 2 (item 3)
     assert m["users"] == 2
     assert m["recall@1"] == pytest.approx((0 + 0) / 2)

@@ -4,7 +4,6 @@ row per finished run, and resuming an interrupted sweep without redoing finished
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import softbpr.trainer as train_mod
@@ -15,20 +14,6 @@ from softbpr.sweep import expand, filter_runs, load_sweep, read_rows, run_sweep,
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """A LightGCN-format folder: 40 users x 30 items in two taste blocks (8 train, 2 test)."""
-    rng = np.random.default_rng(0)
-    d = tmp_path_factory.mktemp("tiny")
-    train, test = [], []
-    for u in range(40):
-        block = np.arange(15) if u < 20 else np.arange(15, 30)
-        liked = rng.choice(block, size=10, replace=False)
-        train.append(" ".join(map(str, [u, *liked[:8]])))
-        test.append(" ".join(map(str, [u, *liked[8:]])))
-    (d / "train.txt").write_text("\n".join(train) + "\n")
-    (d / "test.txt").write_text("\n".join(test) + "\n")
-    return d
 
 
 def write_sweep(path: Path, data, out: Path, extra: str = "", seeds="[1]") -> Path:
@@ -159,8 +144,8 @@ class Crash(Exception):
     pass
 
 
-def test_interrupted_sweep_resumes_without_redoing_finished_runs(tmp_path, tiny, monkeypatch):
-    f = write_sweep(tmp_path / "s.toml", tiny, tmp_path / "o",
+def test_interrupted_sweep_resumes_without_redoing_finished_runs(tmp_path, tiny_folder, monkeypatch):
+    f = write_sweep(tmp_path / "s.toml", tiny_folder, tmp_path / "o",
                     "[grid]\nlr = [0.01, 0.02]\n[[variants]]\npreset = \"dns\"\n")
     sw = load_sweep(f)
     specs = expand(sw)
@@ -218,8 +203,8 @@ def test_interrupted_sweep_resumes_without_redoing_finished_runs(tmp_path, tiny,
     assert calls == [] and [x["run"] for x in new] == [f"runs/{specs[1].name}"]
 
 
-def test_diverged_run_is_recorded_and_skipped(tmp_path, tiny, monkeypatch):
-    f = write_sweep(tmp_path / "s.toml", tiny, tmp_path / "o")
+def test_diverged_run_is_recorded_and_skipped(tmp_path, tiny_folder, monkeypatch):
+    f = write_sweep(tmp_path / "s.toml", tiny_folder, tmp_path / "o")
     sw = load_sweep(f)
     specs = expand(sw)
 
@@ -236,8 +221,8 @@ def test_diverged_run_is_recorded_and_skipped(tmp_path, tiny, monkeypatch):
     assert row["status"] == "ok" and status(sw, specs[0]) == "done"
 
 
-def test_cli_sweep_dry_run_and_two_stage_best(tmp_path, tiny, capsys):
-    f = write_sweep(tmp_path / "s.toml", tiny, tmp_path / "o",
+def test_cli_sweep_dry_run_and_two_stage_best(tmp_path, tiny_folder, capsys):
+    f = write_sweep(tmp_path / "s.toml", tiny_folder, tmp_path / "o",
                     "[grid]\nlr = [0.01, 0.02]\n[[variants]]\npreset = \"rns\"\n"
                     "[[variants]]\npreset = \"sdns\"\n", "[1, 2]")
     assert main(["sweep", str(f), "--dry-run"]) == 0
@@ -271,7 +256,7 @@ def test_every_shipped_study_runs_quick_end_to_end(study, tmp_path, capsys):
     assert (out / "report.md").exists()
 
 
-def test_sigterm_mid_sweep_then_rerun_resumes(tmp_path, tiny, capsys):
+def test_sigterm_mid_sweep_then_rerun_resumes(tmp_path, tiny_folder, capsys):
     """The CLI path: a sweep killed by SIGTERM in its second run, then the same command again."""
     import os
     import signal
@@ -279,7 +264,7 @@ def test_sigterm_mid_sweep_then_rerun_resumes(tmp_path, tiny, capsys):
     import sys
     import time
 
-    f = write_sweep(tmp_path / "s.toml", tiny, tmp_path / "o",
+    f = write_sweep(tmp_path / "s.toml", tiny_folder, tmp_path / "o",
                     "[grid]\nlr = [0.01, 0.02]\n[[variants]]\npreset = \"dns\"\n")
     f.write_text(f.read_text().replace("epochs = 2", "epochs = 24").replace("eval_every = 1",
                                                                       "eval_every = 4"))

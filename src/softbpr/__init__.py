@@ -2,12 +2,12 @@
 
 __version__ = "0.1.0"
 
-from .config import ConfigError, Experiment, load as load_config, with_updates  # noqa: E402
-from .data import DataError, IdMap, Interactions  # noqa: E402
-from .recommend import Recommendation, Recommender, load  # noqa: E402
-from .split import Split, load_split  # noqa: E402
-from .trainer import Run, TrainingDiverged, fit  # noqa: E402
-
+from .config import ConfigError, Experiment, with_updates
+from .config import load as load_config
+from .data import DataError, IdMap, Interactions
+from .recommend import Recommendation, Recommender, load
+from .split import Split, load_split
+from .trainer import Run, TrainingDiverged, fit
 
 
 def train(experiment: Experiment, out_dir=None, **kwargs) -> Run:
@@ -19,6 +19,22 @@ def train(experiment: Experiment, out_dir=None, **kwargs) -> Run:
     return fit(experiment, out_dir=out_dir, **kwargs)
 
 
-__all__ = ["__version__", "ConfigError", "DataError", "Experiment", "IdMap", "Interactions",
-           "Recommendation", "Recommender", "Run", "Split", "TrainingDiverged", "fit", "load",
-           "load_config", "load_split", "train", "with_updates"]
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "Experiment",
+    "IdMap",
+    "Interactions",
+    "Recommendation",
+    "Recommender",
+    "Run",
+    "Split",
+    "TrainingDiverged",
+    "__version__",
+    "fit",
+    "load",
+    "load_config",
+    "load_split",
+    "train",
+    "with_updates",
+]

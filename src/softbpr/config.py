@@ -413,5 +413,17 @@ def with_updates(exp: Experiment, **flat) -> Experiment:
     return build(merge(exp.to_dict(), flat, "update"))
 
 
-__all__ = ["ConfigError", "DataConfig", "ModelConfig", "SamplerConfig", "LossConfig",
-           "TrainConfig", "EvalConfig", "Experiment", "PRESETS", "load", "with_updates", "replace"]
+__all__ = [
+    "PRESETS",
+    "ConfigError",
+    "DataConfig",
+    "EvalConfig",
+    "Experiment",
+    "LossConfig",
+    "ModelConfig",
+    "SamplerConfig",
+    "TrainConfig",
+    "load",
+    "replace",
+    "with_updates",
+]

@@ -174,7 +174,7 @@ def k_core(data: Interactions, k: int, log=print) -> Interactions:
     """
     if k <= 1:
         return data
-    u, i, t = data.users, data.items, data.times
+    u, i = data.users, data.items
     keep = np.ones(len(u), dtype=bool)
     while True:
         cu = np.bincount(u[keep], minlength=data.n_users)

@@ -232,7 +232,7 @@ class MixGCFSampler:
         return self.tally.read()
 
 
-from .adversarial import AdvIRSampler, IRGANSampler  # noqa: E402  (they use the helpers above)
+from .adversarial import AdvIRSampler, IRGANSampler
 
 SAMPLERS = {"uniform": UniformSampler, "dns": DynamicHardSampler, "mixgcf": MixGCFSampler,
             "irgan": IRGANSampler, "advir": AdvIRSampler}

@@ -19,9 +19,9 @@ are reported. Every such drop is printed with its count.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -164,7 +164,7 @@ def _split_given(parts: dict, seed: int, valid_ratio: float, name: str,
     imap, ic = make_idmap(alli)
     sizes = np.cumsum([0] + [len(p[0]) for p in parts.values()])
     coded = {k: Pairs(uc[a:b], ic[a:b]) for k, a, b in zip(parts, sizes[:-1], sizes[1:])}
-    n_u, n_i = len(umap), len(imap)
+    n_i = len(imap)
     notes = list(notes or [])
 
     def note(msg: str) -> None:
@@ -252,7 +252,7 @@ def split_interactions(data: Interactions, how: str, seed: int, valid_ratio: flo
     n_small = int(((small > 0) & (small < 3)).sum())
     if n_small and (valid_ratio > 0 or test_ratio > 0):
         note(f"{n_small:,} users with fewer than 3 interactions are kept in train only")
-    p = lambda m: Pairs(data.users[m], data.items[m])  # noqa: E731
+    p = lambda m: Pairs(data.users[m], data.items[m])
     return _finish(name, p(tr), p(va), p(te), data.user_map, data.item_map, truth, notes, log)
 
 

@@ -17,9 +17,9 @@ import copy
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -28,14 +28,14 @@ from tqdm import tqdm
 from .checkpoint import atomic_write, save_checkpoint, write_embeddings, write_json
 from .config import Experiment
 from .data import unique
+from .diagnostics import bin_counts, delta_edges, summarize_delta
+from .distributed import Dist
+from .distributed import setup as dist_setup
 from .evaluate import rank_metrics
 from .graph import InteractionGraph
 from .losses import build_loss, l2_penalty
 from .models import MF, build_model
-from .diagnostics import bin_counts, delta_edges, summarize_delta
 from .samplers import build_sampler
-from .distributed import Dist
-from .distributed import setup as dist_setup
 from .seeding import make_generators
 from .split import Pairs, Split, load_split
 
@@ -375,4 +375,4 @@ def fit(exp: Experiment, split: Split | None = None, out_dir: str | Path | None 
     return run
 
 
-__all__ = ["fit", "Run", "TrainingDiverged", "train_one_epoch", "evaluate_model"]
+__all__ = ["Run", "TrainingDiverged", "evaluate_model", "fit", "train_one_epoch"]
