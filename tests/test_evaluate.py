@@ -87,3 +87,20 @@ def test_batching_does_not_change_results():
     assert a["recall@10"] == pytest.approx(rec / n)
     assert a["users"] == n
     _ = rng
+
+
+@pytest.mark.parametrize("n_items", [50, 700, 1000, 1031, 5000])
+def test_chunked_topk_is_exact(n_items):
+    from softbpr.evaluate import chunked_topk
+
+    g = torch.Generator().manual_seed(n_items)
+    s = torch.randn(23, n_items, generator=g)
+    s[:, ::5] = float("-inf")  # masked items
+    s[3, :] = float("-inf")  # a fully masked row
+    s[3, 7] = 1.0
+    k = 10
+    a, b = torch.topk(s, k, dim=1), chunked_topk(s, k, chunk=16)
+    torch.testing.assert_close(a.values, b.values)
+    finite = torch.isfinite(a.values)
+    assert torch.equal(a.indices[finite], b.indices[finite])
+    assert torch.equal(s.gather(1, b.indices), b.values)

@@ -16,6 +16,8 @@ Users are scored in batches of `batch_users` (default: about 2^25 scores at a ti
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -41,7 +43,65 @@ def topk_masked(user_vecs: torch.Tensor, item_vecs: torch.Tensor, users: torch.T
             torch.cumsum(lens, 0) - lens, lens)
         cols = mask_indices[torch.repeat_interleave(starts, lens) + offs]
         scores[rows, cols] = float("-inf")
-    return torch.topk(scores, min(k, scores.shape[1]), dim=1)
+    return chunked_topk(scores, min(k, scores.shape[1]))
+
+
+def chunked_topk(scores: torch.Tensor, k: int, chunk: int = 64):
+    """Exact row-wise top-k (values, indices) of scores [B, I]; about 2x cheaper than topk on a
+    CPU for catalogues of tens of thousands of items.
+
+    Why it is exact: cut each row into chunks of `chunk` columns (the last I mod chunk columns
+    stay candidates as they are); every top-k element of a full chunk lies in one of the k full
+    chunks with the largest maxima, otherwise k chunk maxima (k distinct elements) would all beat
+    it. So one cheap pass takes the chunk maxima, then the top-k chunks are copied as blocks and
+    the top-k of those k * chunk (+ remainder) candidates is the answer. Equal scores may come
+    out in another order than torch.topk's.
+    """
+    B, I = scores.shape
+    n_full = I // chunk
+    if n_full <= 2 * k or k == 0:  # too few chunks to gain anything
+        return torch.topk(scores, k, dim=1)
+    main = scores[:, :n_full * chunk].view(B, n_full, chunk)
+    top_chunks = torch.topk(main.amax(2), k, dim=1).indices  # [B, k]
+    rows = torch.arange(B, device=scores.device).unsqueeze(1)
+    cand = main[rows, top_chunks].view(B, k * chunk)  # [B, k * chunk], block copies
+    rem = I - n_full * chunk
+    if rem:
+        cand = torch.cat([cand, scores[:, n_full * chunk:]], 1)
+    vals, pos = torch.topk(cand, k, dim=1)
+    in_block = pos < k * chunk
+    block_pos = pos.clamp(max=k * chunk - 1)
+    idx = top_chunks.gather(1, block_pos // chunk) * chunk + block_pos % chunk
+    idx = torch.where(in_block, idx, pos - k * chunk + n_full * chunk)
+    return torch.return_types.topk((vals, idx))
+
+
+@dataclass(frozen=True)
+class RankingTask:
+    """What one evaluation needs besides the embeddings, on the device, built once per split.
+
+    users: int64 [n] users with held-out items (this rank's share); n_true: float64 [n] their
+    |T_u|; truth_keys: sorted user * n_items + item of the held-out pairs; mask_*: the masked
+    items as CSR arrays over all users.
+    """
+
+    users: torch.Tensor
+    n_true: torch.Tensor
+    truth_keys: torch.Tensor
+    mask_indptr: torch.Tensor
+    mask_indices: torch.Tensor
+    n_items: int
+
+    @classmethod
+    def build(cls, truth: sp.csr_matrix, mask: sp.csr_matrix, device,
+              part: tuple[int, int] = (0, 1)) -> RankingTask:
+        n_items = truth.shape[1]
+        n_true = np.diff(truth.indptr)
+        users = np.flatnonzero(n_true > 0)[part[0]::part[1]]
+        t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
+        return cls(t(users.astype(np.int64)), t(n_true[users].astype(np.float64)),
+                   t(_keys(truth, n_items)), t(mask.indptr.astype(np.int64)),
+                   t(mask.indices.astype(np.int64)), n_items)
 
 
 @torch.no_grad()
@@ -55,38 +115,44 @@ def rank_metrics(user_vecs: torch.Tensor, item_vecs: torch.Tensor, truth: sp.csr
     evaluation; the caller sums mean * users over ranks).
     Returns {"recall@K": ..., "ndcg@K": ..., "users": n_evaluated}.
     """
+    task = RankingTask.build(truth, mask, item_vecs.device, part)
+    return score_task(task, user_vecs, item_vecs, ks, batch_users)
+
+
+@torch.no_grad()
+def score_task(task: RankingTask, user_vecs: torch.Tensor, item_vecs: torch.Tensor,
+               ks=(20, 50), batch_users: int | None = None) -> dict[str, float]:
+    """`rank_metrics` on a prepared `RankingTask` (the trainer reuses one per split)."""
     dev = item_vecs.device
-    n_users, n_items = truth.shape
+    n_items = task.n_items
     ks = sorted(set(int(k) for k in ks))
     kmax = min(max(ks), n_items)
-    n_true = np.diff(truth.indptr)
-    eval_users = np.flatnonzero(n_true > 0)[part[0]::part[1]]
-    if len(eval_users) == 0:
+    n = task.users.numel()
+    if n == 0:
         return {**{f"recall@{k}": float("nan") for k in ks},
                 **{f"ndcg@{k}": float("nan") for k in ks}, "users": 0}
     if batch_users is None:
         batch_users = max(1, min(4096, (1 << 25) // max(1, n_items)))
-    truth_keys = torch.from_numpy(_keys(truth, n_items)).to(dev)
-    m_indptr = torch.from_numpy(mask.indptr.astype(np.int64)).to(dev)
-    m_indices = torch.from_numpy(mask.indices.astype(np.int64)).to(dev)
     discount = 1.0 / torch.log2(torch.arange(2, kmax + 2, device=dev, dtype=torch.float64))
     ideal_cum = torch.cumsum(discount, 0)  # IDCG for min(K, |T|) = n ones
-    sums = {f"{m}@{k}": 0.0 for m in ("recall", "ndcg") for k in ks}
-    for start in range(0, len(eval_users), batch_users):
-        users = torch.from_numpy(eval_users[start:start + batch_users]).to(dev)
-        vals, idx = topk_masked(user_vecs[users], item_vecs, users, m_indptr, m_indices, kmax)
+    sums = torch.zeros(2 * len(ks), dtype=torch.float64, device=dev)  # recall@k..., ndcg@k...
+    truth_keys = task.truth_keys
+    for start in range(0, n, batch_users):
+        users = task.users[start:start + batch_users]
+        nt = task.n_true[start:start + batch_users]
+        vals, idx = topk_masked(user_vecs[users], item_vecs, users, task.mask_indptr,
+                                task.mask_indices, kmax)
         keys = users.unsqueeze(1) * n_items + idx  # [B, kmax]
         pos = torch.searchsorted(truth_keys, keys).clamp_(max=truth_keys.numel() - 1)
-        hit = (truth_keys[pos] == keys) & torch.isfinite(vals)  # [B, kmax]
-        nt = torch.from_numpy(n_true[eval_users[start:start + batch_users]]).to(dev)
-        hitf = hit.double()
+        hitf = ((truth_keys[pos] == keys) & torch.isfinite(vals)).double()  # [B, kmax]
         gains = hitf * discount  # [B, kmax]
-        for k in ks:
+        for j, k in enumerate(ks):
             kk = min(k, kmax)
-            sums[f"recall@{k}"] += float((hitf[:, :kk].sum(1) / nt).sum())
-            idcg = ideal_cum[(torch.clamp(nt, max=kk) - 1)]
-            sums[f"ndcg@{k}"] += float((gains[:, :kk].sum(1) / idcg).sum())
-    n = len(eval_users)
-    out = {key: v / n for key, v in sums.items()}
+            sums[j] += (hitf[:, :kk].sum(1) / nt).sum()
+            idcg = ideal_cum[(torch.clamp(nt, max=kk) - 1).long()]
+            sums[len(ks) + j] += (gains[:, :kk].sum(1) / idcg).sum()
+    vals = (sums / n).tolist()  # the one host sync
+    out = {f"recall@{k}": vals[j] for j, k in enumerate(ks)}
+    out.update({f"ndcg@{k}": vals[len(ks) + j] for j, k in enumerate(ks)})
     out["users"] = n
     return out

@@ -31,7 +31,7 @@ from .data import unique
 from .diagnostics import bin_counts, delta_edges, summarize_delta
 from .distributed import Dist
 from .distributed import setup as dist_setup
-from .evaluate import rank_metrics
+from .evaluate import RankingTask, score_task
 from .graph import InteractionGraph
 from .losses import build_loss, l2_penalty
 from .models import MF, build_model
@@ -159,24 +159,30 @@ def train_one_epoch(model: MF, graph: InteractionGraph, sampler, loss_fn, reg: f
 
 
 def evaluate_model(model: MF, graph: InteractionGraph, split: Split, which: str,
-                   ks, batch_users: int = 0, dist: Dist = Dist()) -> dict[str, float]:
+                   ks, batch_users: int = 0, dist: Dist = Dist(),
+                   cache: dict | None = None) -> dict[str, float]:
     """Full-ranking metrics on split.valid ('valid', train masked) or split.test ('test', train
     and valid masked). See evaluate.rank_metrics for the definitions. With several ranks each
-    scores a share of the users and the means are combined exactly (weighted by user counts)."""
+    scores a share of the users and the means are combined exactly (weighted by user counts).
+    `cache` (a dict owned by the caller) keeps the prepared masks/truth between evaluations."""
     model.eval()
     with torch.no_grad():
         emb = model.propagate(graph)
-    n_u, n_i = split.n_users, split.n_items
-    if which == "valid":
-        truth, mask = split.valid.csr(n_u, n_i), graph.train_csr
-    elif which == "test":
-        truth = split.test.csr(n_u, n_i)
-        mask = (graph.train_csr + split.valid.csr(n_u, n_i)).tocsr()
-        mask.sort_indices()
-    else:
-        raise ValueError(f"which must be 'valid' or 'test', got {which!r}")
-    res = rank_metrics(emb.user, emb.item, truth, mask, ks, batch_users or None,
-                       part=(dist.rank, dist.world))
+    task = cache.get(which) if cache is not None else None
+    if task is None:
+        n_u, n_i = split.n_users, split.n_items
+        if which == "valid":
+            truth, mask = split.valid.csr(n_u, n_i), graph.train_csr
+        elif which == "test":
+            truth = split.test.csr(n_u, n_i)
+            mask = (graph.train_csr + split.valid.csr(n_u, n_i)).tocsr()
+            mask.sort_indices()
+        else:
+            raise ValueError(f"which must be 'valid' or 'test', got {which!r}")
+        task = RankingTask.build(truth, mask, graph.device, (dist.rank, dist.world))
+        if cache is not None:
+            cache[which] = task
+    res = score_task(task, emb.user, emb.item, ks, batch_users or None)
     if not dist.active:
         return res
     keys = [k for k in res if k != "users"]
@@ -264,6 +270,7 @@ def fit(exp: Experiment, split: Split | None = None, out_dir: str | Path | None 
 
     run = Run(exp, split, model, graph, out_dir=out)
     metric = exp.eval.metric
+    eval_cache: dict = {}
     best, best_state, bad_evals, first_epoch, elapsed = -np.inf, None, 0, 1, 0.0
     if hasattr(sampler, "setup"):  # (on resume too: its RNG draws are overwritten just below)
         sampler.setup(model, graph, split, device, gen)
@@ -312,7 +319,7 @@ def fit(exp: Experiment, split: Split | None = None, out_dir: str | Path | None 
             if has_valid and (epoch % exp.train.eval_every == 0 or last):
                 te = time.perf_counter()
                 valid = evaluate_model(model, graph, split, "valid", exp.eval.topk,
-                                       exp.eval.batch_users, dist)
+                                       exp.eval.batch_users, dist, eval_cache)
                 row["eval_seconds"] = time.perf_counter() - te
                 row["valid"] = {k: v for k, v in valid.items() if k != "users"}
                 score = valid[metric]
