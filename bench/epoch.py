@@ -74,7 +74,8 @@ def timed(fn, dev, repeat: int) -> float:
 
 
 def bench(name: str, dev: torch.device, max_batches: int, batch: int = 2048,
-          model_name: str = "lightgcn", gen_pretrain_epochs: int = 10) -> dict:
+          model_name: str = "lightgcn", gen_pretrain_epochs: int = 10,
+          only: set[str] | None = None) -> dict:
     cfg = data_config(name)
     if cfg is None:
         print(f"\n== {name}: skipped (not found under {SHARED})")
@@ -100,6 +101,8 @@ def bench(name: str, dev: torch.device, max_batches: int, batch: int = 2048,
     gen = torch.Generator(device=dev).manual_seed(0)
     per_batch = {}
     for label, sname, lname, H in SAMPLERS:
+        if only and label.split()[0] not in only:
+            continue
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         gan = {"pretrain_epochs": gen_pretrain_epochs} if sname in ("irgan", "advir") else {}
         sampler = build_sampler(sname, H, **gan)
@@ -191,13 +194,16 @@ def main() -> None:
     ap.add_argument("--model", default="lightgcn", help="lightgcn | ngcf | mf")
     ap.add_argument("--gen-pretrain-epochs", type=int, default=10,
                     help="irgan/advir generator pre-training epochs (timed as setup)")
+    ap.add_argument("--samplers", default="",
+                    help="only these (comma list of rns,dns,sdns,mixgcf,irgan,advir; default all)")
     ap.add_argument("--json", help="also write the figures to this JSON file")
     args = ap.parse_args()
     dev = pick_device(args.device)
     print(f"machine: {machine(dev)}; device {dev}")
     rows = [r for d in args.datasets.split(",")
             if (r := bench(d.strip(), dev, args.max_batches, model_name=args.model,
-                           gen_pretrain_epochs=args.gen_pretrain_epochs))]
+                           gen_pretrain_epochs=args.gen_pretrain_epochs,
+                           only=set(args.samplers.split(",")) if args.samplers else None))]
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": machine(dev), "rows": rows}, indent=2))
 

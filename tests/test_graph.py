@@ -64,24 +64,27 @@ def test_user_with_every_item_is_an_error():
 def test_fused_mean_propagation_matches_autograd(blocks, layer_grads):
     """Values and gradients of the fused LightGCN pass equal the layer-by-layer dense version."""
     g = InteractionGraph.from_pairs(blocks.train, blocks.n_users, blocks.n_items)
+    U = blocks.n_users
     adj64 = g.adj.to(torch.float64)
     dense = g.adj.to_dense().double()
-    x1 = torch.randn(dense.shape[0], 3, dtype=torch.float64, requires_grad=True)
-    x2 = x1.detach().clone().requires_grad_(True)
+    u1 = torch.randn(U, 3, dtype=torch.float64, requires_grad=True)
+    i1 = torch.randn(blocks.n_items, 3, dtype=torch.float64, requires_grad=True)
+    u2, i2 = (t.detach().clone().requires_grad_(True) for t in (u1, i1))
     w = torch.randn(5, dense.shape[0], 3, dtype=torch.float64)
-    pooled, outs = graph_mod.mean_propagate(adj64, x1, 3)
-    ref_outs = [x2]
+    pu, pi, ul, il = graph_mod.mean_propagate(adj64, u1, i1, 3)
+    ref = [torch.cat([u2, i2])]
     for _ in range(3):
-        ref_outs.append(dense @ ref_outs[-1])
-    ref_pooled = torch.stack(ref_outs).mean(0)
-    torch.testing.assert_close(pooled, ref_pooled)
-    for a, b in zip(outs, ref_outs):
-        torch.testing.assert_close(a, b)
-    loss1 = (pooled * w[0]).sum()
+        ref.append(dense @ ref[-1])
+    ref_pooled = torch.stack(ref).mean(0)
+    torch.testing.assert_close(torch.cat([pu, pi]), ref_pooled)
+    for a, b, r in zip(ul, il, ref):
+        torch.testing.assert_close(torch.cat([a, b]), r)
+    loss1 = (pu * w[0][:U]).sum() + (pi * w[0][U:]).sum()
     loss2 = (ref_pooled * w[0]).sum()
-    if layer_grads:  # e.g. MixGCF scores per-layer rows
-        loss1 = loss1 + (outs[2] * w[1]).sum() + (outs[0] * w[2]).sum()
-        loss2 = loss2 + (ref_outs[2] * w[1]).sum() + (ref_outs[0] * w[2]).sum()
+    if layer_grads:  # e.g. MixGCF scores per-layer item rows
+        loss1 = loss1 + (il[2] * w[1][U:]).sum() + (ul[1] * w[2][:U]).sum()
+        loss2 = loss2 + (ref[2][U:] * w[1][U:]).sum() + (ref[1][:U] * w[2][:U]).sum()
     loss1.backward()
     loss2.backward()
-    torch.testing.assert_close(x1.grad, x2.grad)
+    torch.testing.assert_close(u1.grad, u2.grad)
+    torch.testing.assert_close(i1.grad, i2.grad)

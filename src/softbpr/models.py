@@ -101,12 +101,10 @@ class LightGCN(MF):
         self.layers = layers
 
     def propagate(self, graph: InteractionGraph) -> Embeddings:
-        x = torch.cat([self.user_emb, self.item_emb], 0)  # [N, d]
         # one fused autograd node: backward costs L sparse products, like the forward
-        pooled, outs = mean_propagate(graph.adj, x, self.layers)  # [N, d], L+1 x [N, d]
-        U = self.n_users
-        return Embeddings(pooled[:U], pooled[U:], tuple(o[:U] for o in outs),
-                          tuple(o[U:] for o in outs))
+        user, item, user_layers, item_layers = mean_propagate(
+            graph.adj, self.user_emb, self.item_emb, self.layers)  # [U, d], [I, d], L+1 each
+        return Embeddings(user, item, user_layers, item_layers)
 
 
 class _Spmm(torch.autograd.Function):
