@@ -39,7 +39,7 @@ Where we depart from the references (on purpose):
 - Sizes: IRGAN's ML-100K G has dimension 5; the default gen_dim is the paper's d = 64.
 - Pre-training (IRGAN `cf_dns.py`): MF without bias, BPR with DNS over 5 uniform candidates,
   per-pair SGD (lr 0.05, λ 0.1), 30 epochs. Here `pretrain_epochs` (default 10) epochs of
-  mini-batch Adam (lr 0.01, batch 2048, λ 1e-4) on the training pairs only (IRGAN's released D
+  mini-batch lazy (sparse) Adam (lr 0.01, batch 2048, λ 1e-4) on the training pairs only (IRGAN's released D
   pre-training touches test data, its issue #34). G's bias stays 0 in pre-training (the DNS model
   has none).
 - AdvIR: its adversarial *sampling* is this IRGAN-style generator over unlabeled (non-clicked)
@@ -55,7 +55,7 @@ Hyper-parameters (constructor arguments; the first six are config fields of [sam
     gen_epochs=1         G epochs between two D epochs
     pretrain_epochs=10   DNS-BPR pre-training epochs of G (0 = none)
     pretrain_lr=1e-2, pretrain_reg=1e-4, pretrain_batch=2048, pretrain_candidates=5
-    gen_batch_users=64   users per G step
+    gen_batch_users=256  users per G step
     gen_reg=0.0          L2 on G's rows in the G step (IRGAN: 0)
     init_delta=0.05      G init: uniform(±0.05) embeddings, zero bias (IRGAN's INIT_DELTA)
 Per-epoch stats: neg_score (D's mean score of the negatives it trained on), neg_prob (mean
@@ -99,7 +99,7 @@ class IRGANSampler:
                  gen_samples: int = 2, gen_epochs: int = 1, pretrain_epochs: int = 10,
                  pretrain_lr: float = 1e-2, pretrain_reg: float = 1e-4,
                  pretrain_batch: int = 2048, pretrain_candidates: int = 5,
-                 gen_batch_users: int = 64, gen_reg: float = 0.0, init_delta: float = 0.05,
+                 gen_batch_users: int = 256, gen_reg: float = 0.0, init_delta: float = 0.05,
                  max_chunk_scores: int = 1 << 24):
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -154,7 +154,8 @@ class IRGANSampler:
         pu = torch.from_numpy(R.row.astype("int64")).to(dev)
         pi = torch.from_numpy(R.col.astype("int64")).to(dev)
         P, Q = self.user_g, self.item_g
-        opt = torch.optim.Adam([P, Q], lr=self.pretrain_lr)
+        # sparse row gradients + lazy Adam: a step costs O(batch), not O(table)
+        opt = torch.optim.SparseAdam([P, Q], lr=self.pretrain_lr)
         bs = self.pretrain_batch
         for _ in range(self.pretrain_epochs):
             perm = torch.randperm(pu.numel(), device=dev, generator=generator)
@@ -164,7 +165,8 @@ class IRGANSampler:
                 with torch.no_grad():  # DNS: the candidate the current MF scores highest
                     sc = (P[u].unsqueeze(1) * Q[cand]).sum(-1)  # [b, 5]
                     j = cand.gather(1, sc.argmax(1, keepdim=True)).squeeze(1)
-                eu, ei, ej = P[u], Q[i], Q[j]
+                eu = F.embedding(u, P, sparse=True)
+                ei, ej = F.embedding(i, Q, sparse=True), F.embedding(j, Q, sparse=True)
                 loss = -F.logsigmoid((eu * (ei - ej)).sum(-1)).mean() + self.pretrain_reg * (
                     eu.pow(2).sum() + ei.pow(2).sum() + ej.pow(2).sum()) / 2 / u.numel()
                 opt.zero_grad(set_to_none=True)
