@@ -252,7 +252,11 @@ def test_gan_schedule_one_generator_phase_and_redraw_per_epoch(blocks, name):
         rows = torch.repeat_interleave(torch.arange(blocks.n_users), s._deg)
         assert got == sorted(map(tuple, torch.stack([rows, s._cache], 1).tolist()))
     st = s.stats()
-    assert {"neg_score", "neg_prob", "gen_reward", "gen_loss", "gen_pretrain_seconds"} <= set(st)
+    assert {"neg_score", "neg_prob", "gen_reward", "gen_loss", "gen_pretrain_seconds",
+            "gen_phase_seconds"} <= set(st)
+    s.end_epoch()  # a caller may end an epoch early: the next batch starts a G phase
+    s.sample(u_all[:3], i_all[:3], emb, g, gen)
+    assert calls == {"gen": 6, "redraw": 4}
 
 
 def test_advir_reward_is_pairwise_and_irgan_pointwise():

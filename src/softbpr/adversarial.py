@@ -13,8 +13,8 @@ bias, g(u, j) = <p_u, q_j> + b_j, which this sampler owns and trains itself. Lik
              2|P_u|), and L_G = − mean_s log p_θ(j_s) · r(u, i_s, j_s)  (REINFORCE, no
              baseline), D frozen at its state after the D epoch:
                  irgan reward (IRGAN's item-recommendation code): r = 2 (σ(ŷ_uj) − 0.5)
-                 advir reward (IRGAN's pair-wise code, which AdvIR builds on): r = ln σ(ŷ_uj − ŷ_ui),
-                 i_s = the user's positives in turn
+                 advir reward (IRGAN's pair-wise code, which AdvIR builds on):
+                     r = ln σ(ŷ_uj − ŷ_ui), i_s = the user's positives in turn
              ŷ = D's scores (pooled dot products, no gradient to D).
 
 Both rewards grow with D's score of j, so G moves its mass to the items D ranks high: hard
@@ -39,13 +39,13 @@ Where we depart from the references (on purpose):
 - Sizes: IRGAN's ML-100K G has dimension 5; the default gen_dim is the paper's d = 64.
 - Pre-training (IRGAN `cf_dns.py`): MF without bias, BPR with DNS over 5 uniform candidates,
   per-pair SGD (lr 0.05, λ 0.1), 30 epochs. Here `pretrain_epochs` (default 10) epochs of
-  mini-batch lazy (sparse) Adam (lr 0.01, batch 2048, λ 1e-4) on the training pairs only (IRGAN's released D
-  pre-training touches test data, its issue #34). G's bias stays 0 in pre-training (the DNS model
-  has none).
+  mini-batch lazy (sparse) Adam (lr 0.01, batch 2048, λ 1e-4) on the training pairs only
+  (IRGAN's released D pre-training touches test data, its issue #34). G's bias stays 0 in
+  pre-training (the DNS model has none).
 - AdvIR: its adversarial *sampling* is this IRGAN-style generator over unlabeled (non-clicked)
   items with the pair-wise reward; its adversarial *training* is the loss `adv_bpr`
-  (losses.AdvBPR). AdvIR's exact item-recommendation settings (ε, temperature, G size, schedule)
-  could not be verified from the paper; ours are the documented defaults.
+  (losses.AdvBPR). AdvIR's exact item-recommendation settings (ε, temperature, G size,
+  schedule) could not be verified from the paper; ours are the documented defaults.
 
 Hyper-parameters (constructor arguments; the first six are config fields of [sampler]):
     temperature=0.2      D negatives from softmax(g / T) (IRGAN's code: 0.2)
@@ -60,7 +60,8 @@ Hyper-parameters (constructor arguments; the first six are config fields of [sam
     init_delta=0.05      G init: uniform(±0.05) embeddings, zero bias (IRGAN's INIT_DELTA)
 Per-epoch stats: neg_score (D's mean score of the negatives it trained on), neg_prob (mean
 probability of a drawn negative under p_T: how peaked the sampler is), gen_reward and gen_loss
-(G phase means), and once gen_pretrain_seconds.
+(G phase means), gen_phase_seconds (time of the G phase + redraw, part of sample_seconds) and
+once gen_pretrain_seconds.
 """
 
 from __future__ import annotations
@@ -117,6 +118,7 @@ class IRGANSampler:
         self.user_g = self.item_g = self.bias_g = None
         self.tally = Tally()
         self._once: dict[str, float] = {}
+        self._phase_s = 0.0
 
     # -- generator --------------------------------------------------------------------------
     def setup(self, model, graph: InteractionGraph, split=None, device=None,
@@ -256,10 +258,14 @@ class IRGANSampler:
         if self.user_g is None:
             raise RuntimeError(f"{type(self).__name__} needs setup(model, graph, ...) first")
         if self._used is None or self._used >= self._n_pairs:  # a new trainer epoch
+            t = time.perf_counter()
             if self._used is not None:  # G phase against D as it ended the epoch
                 for _ in range(self.gen_epochs):
                     self.train_generator(emb, generator)
             self.redraw(generator)
+            if users.is_cuda:
+                torch.cuda.synchronize(users.device)
+            self._phase_s += time.perf_counter() - t
         # take each row's user's next unused pre-drawn negative (wrapping if a user is revisited)
         order = torch.argsort(users, stable=True)
         su = users[order]
@@ -276,9 +282,17 @@ class IRGANSampler:
             self.tally.add("neg_score", (emb.user[users] * neg).sum(-1))
         return Negatives(items, neg)
 
+    def end_epoch(self) -> None:
+        """End the discriminator epoch now: the next sample() runs the G phase and redraws (for
+        callers whose epochs do not visit every training pair, e.g. a timing on a few batches)."""
+        if self._used is not None:
+            self._used = self._n_pairs
+
     def stats(self) -> dict[str, float]:
         out = {**self.tally.read(), **self._once}
-        self._once = {}
+        if self._phase_s:
+            out["gen_phase_seconds"] = self._phase_s  # G epochs + redraw: once per epoch
+        self._once, self._phase_s = {}, 0.0
         return out
 
 
