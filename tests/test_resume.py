@@ -99,3 +99,28 @@ def test_resume_refuses_flags_and_finished_runs(tmp_path, reference):
     (out / "config.json").write_text("{}")
     (out / "result.json").write_text("{}")
     assert main(["train", "--resume", str(out)]) == 2
+
+
+@pytest.mark.parametrize("preset", ["irgan", "mixgcf"])
+def test_resume_with_stateful_samplers(blocks, tmp_path, preset):
+    """A GAN generator (its weights, optimiser and negative cache) survives a resume."""
+    exp = load(overrides={"dim": 8, "layers": 2, "batch_size": 16, "epochs": 5, "eval_every": 2,
+                          "patience": 0, "lr": 0.02, "topk": "2,5", "metric": "recall@5",
+                          "device": "cpu", "preset": preset, "gen_pretrain_epochs": 1}
+               if preset == "irgan" else
+               {"dim": 8, "layers": 2, "batch_size": 16, "epochs": 5, "eval_every": 2,
+                "patience": 0, "lr": 0.02, "topk": "2,5", "metric": "recall@5",
+                "device": "cpu", "preset": preset})
+    ref = fit(exp, split=blocks, out_dir=tmp_path / "ref", log=lambda m: None, progress=False)
+
+    def crash(row):
+        if row["epoch"] == 3:
+            raise Crash()
+
+    with pytest.raises(Crash):
+        fit(exp, split=blocks, out_dir=tmp_path / "cut", log=lambda m: None, progress=False,
+            on_epoch=crash)
+    res = fit(exp, split=blocks, out_dir=tmp_path / "cut", log=lambda m: None, progress=False,
+              resume=True)
+    assert res.history[-1]["loss"] == ref.history[-1]["loss"]
+    assert res.test == ref.test

@@ -285,6 +285,22 @@ class IRGANSampler:
             self.tally.add("neg_score", (emb.user[users] * neg).sum(-1))
         return Negatives(items, neg)
 
+    def state_dict(self) -> dict:
+        """G's weights, its optimiser and the served-negative cache, for `train --resume`."""
+        return {"user_g": self.user_g.detach().cpu(), "item_g": self.item_g.detach().cpu(),
+                "bias_g": self.bias_g.detach().cpu(), "opt": self.opt.state_dict(),
+                "cache": self._cache.cpu(), "ptr": self._ptr.cpu(), "used": self._used}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what `state_dict` saved, after `setup` built G on its device."""
+        with torch.no_grad():
+            for name in ("user_g", "item_g", "bias_g"):
+                getattr(self, name).copy_(state[name])
+        self.opt.load_state_dict(state["opt"])
+        self._cache.copy_(state["cache"])
+        self._ptr.copy_(state["ptr"])
+        self._used = state["used"]
+
     def end_epoch(self) -> None:
         """End the discriminator epoch now: the next sample() runs the G phase and redraws (for
         callers whose epochs do not visit every training pair, e.g. a timing on a few batches)."""
