@@ -38,7 +38,7 @@ TRAIN_FLAGS: list[tuple[str, type, str]] = [
     ("--gen-epochs", int, "irgan/advir: generator epochs between training epochs (default 1)"),
     ("--gen-pretrain-epochs", int, "irgan/advir: DNS pre-training epochs of the generator "
                                    "(default 10)"),
-    ("--eps", float, "adv_bpr (AdvIR): L2 norm ε of the adversarial perturbation (default 0.5)"),
+    ("--eps", float, "adv_bpr (AdvIR): L2 norm ε of the adversarial perturbation (default 0.01)"),
     ("--adv-weight", float, "adv_bpr (AdvIR): weight of the adversarial term (default 1)"),
     ("--lr", float, "Adam learning rate (default 1e-3)"),
     ("--reg", float, "L2 weight λ on the batch's layer-0 embeddings (default 1e-4)"),

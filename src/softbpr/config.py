@@ -173,8 +173,10 @@ class LossConfig:
     alpha: float | None = None
     """α in [0, 1); the soft factor is τ = 1-α. Default 0.9 (τ = 0.1) for soft_bpr/mixed_bpr;
     must be unset (or 0) for bpr and adv_bpr."""
-    eps: float = 0.5
-    """adv_bpr: L2 norm ε of the per-row adversarial perturbation (APR's default 0.5)."""
+    eps: float = 0.01
+    """adv_bpr: L2 norm ε of the per-row adversarial perturbation of the pooled vectors. APR's
+    0.5 assumes BPR-pretrained embeddings; from scratch, ε >= 0.05 held training back (see
+    losses.AdvBPR)."""
     adv_weight: float = 1.0
     """adv_bpr: weight of the loss on the perturbed embeddings (APR's default λ = 1)."""
 
