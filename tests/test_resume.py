@@ -22,22 +22,28 @@ class Crash(Exception):
     pass
 
 
-def test_resume_in_process_matches_uninterrupted(blocks, tmp_path):
-    exp = load(overrides={"dim": 8, "layers": 2, "batch_size": 16, "epochs": 9, "eval_every": 2,
-                          "patience": 0, "lr": 0.02, "topk": "2,5", "metric": "recall@5",
-                          "device": "cpu", "preset": "dns"})
-    ref = fit(exp, split=blocks, out_dir=tmp_path / "ref", log=lambda m: None, progress=False)
+TOY = {"dim": 8, "layers": 2, "batch_size": 16, "eval_every": 2, "patience": 0, "lr": 0.02,
+       "topk": "2,5", "metric": "recall@5", "device": "cpu"}
+
+
+def crash_and_resume(exp, split, tmp_path, at: int):
+    """(uninterrupted run, run crashed after epoch `at` then resumed) of the same experiment."""
+    quiet = {"log": lambda m: None, "progress": False}
+    ref = fit(exp, split=split, out_dir=tmp_path / "ref", **quiet)
 
     def crash(row):
-        if row["epoch"] == 5:
+        if row["epoch"] == at:
             raise Crash()
 
     with pytest.raises(Crash):
-        fit(exp, split=blocks, out_dir=tmp_path / "cut", log=lambda m: None, progress=False,
-            on_epoch=crash)
-    assert torch.load(tmp_path / "cut" / "state.pt", weights_only=False)["epoch"] == 5
-    res = fit(exp, split=blocks, out_dir=tmp_path / "cut", log=lambda m: None, progress=False,
-              resume=True)
+        fit(exp, split=split, out_dir=tmp_path / "cut", on_epoch=crash, **quiet)
+    assert torch.load(tmp_path / "cut" / "state.pt", weights_only=False)["epoch"] == at
+    return ref, fit(exp, split=split, out_dir=tmp_path / "cut", resume=True, **quiet)
+
+
+def test_resume_in_process_matches_uninterrupted(blocks, tmp_path):
+    exp = load(overrides={**TOY, "epochs": 9, "preset": "dns"})
+    ref, res = crash_and_resume(exp, blocks, tmp_path, at=5)
     # rows before the crash come back from history.jsonl (rounded to 6 digits)
     assert [round(r["loss"], 6) for r in res.history] == [round(r["loss"], 6) for r in ref.history]
     assert res.history[-1]["loss"] == ref.history[-1]["loss"]
@@ -104,23 +110,8 @@ def test_resume_refuses_flags_and_finished_runs(tmp_path, reference):
 @pytest.mark.parametrize("preset", ["irgan", "mixgcf"])
 def test_resume_with_stateful_samplers(blocks, tmp_path, preset):
     """A GAN generator (its weights, optimiser and negative cache) survives a resume."""
-    exp = load(overrides={"dim": 8, "layers": 2, "batch_size": 16, "epochs": 5, "eval_every": 2,
-                          "patience": 0, "lr": 0.02, "topk": "2,5", "metric": "recall@5",
-                          "device": "cpu", "preset": preset, "gen_pretrain_epochs": 1}
-               if preset == "irgan" else
-               {"dim": 8, "layers": 2, "batch_size": 16, "epochs": 5, "eval_every": 2,
-                "patience": 0, "lr": 0.02, "topk": "2,5", "metric": "recall@5",
-                "device": "cpu", "preset": preset})
-    ref = fit(exp, split=blocks, out_dir=tmp_path / "ref", log=lambda m: None, progress=False)
-
-    def crash(row):
-        if row["epoch"] == 3:
-            raise Crash()
-
-    with pytest.raises(Crash):
-        fit(exp, split=blocks, out_dir=tmp_path / "cut", log=lambda m: None, progress=False,
-            on_epoch=crash)
-    res = fit(exp, split=blocks, out_dir=tmp_path / "cut", log=lambda m: None, progress=False,
-              resume=True)
+    extra = {"gen_pretrain_epochs": 1} if preset == "irgan" else {}
+    exp = load(overrides={**TOY, "epochs": 5, "preset": preset, **extra})
+    ref, res = crash_and_resume(exp, blocks, tmp_path, at=3)
     assert res.history[-1]["loss"] == ref.history[-1]["loss"]
     assert res.test == ref.test
