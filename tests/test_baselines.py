@@ -360,9 +360,10 @@ def test_ngcf_checkpoint_evaluates_to_the_same_metrics(tmp_path, tiny_folder):
 @pytest.mark.parametrize("args", [
     ["--preset", "mixgcf"], ["--preset", "irgan"], ["--preset", "advir"],
     ["--model", "ngcf", "--preset", "dns"], ["--model", "ngcf", "--preset", "mixgcf"],
-])
+], ids=["lightgcn-mixgcf", "lightgcn-irgan", "lightgcn-advir", "ngcf-dns", "ngcf-mixgcf"])
 def test_baselines_on_gowalla(tmp_path, args):
-    """One epoch of each baseline on the LightGCN-format Gowalla (minutes on 2 CPU cores)."""
+    """One epoch of each baseline on the LightGCN-format Gowalla: 3-7 minutes each on one CPU
+    thread (OMP_NUM_THREADS=1 is much faster than 2 threads on a shared 2-core machine)."""
     data = shared_data("gowalla")
     out = tmp_path / "run"
     assert main(["train", "--data", str(data), "--epochs", "1", "--quiet", "--device", "auto",
