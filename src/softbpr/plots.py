@@ -189,6 +189,15 @@ def _series(runs: list[RunData], get) -> tuple[list, list, list, list]:
             [max(per[x]) for x in xs])
 
 
+def _panels(runs: list[RunData], keys: list[str], nrows: int):
+    """Runs grouped by dataset and label, one colour per label, and a figure with `nrows` rows
+    of one panel per dataset: (sets, colors, fig, axes)."""
+    sets = _settings(runs, keys)
+    colors = _colors(list(dict.fromkeys(lab for d in sets.values() for lab in d)))
+    fig, axes = _figure(nrows, len(sets))
+    return sets, colors, fig, axes
+
+
 def _colors(labels: list[str]) -> dict:
     from matplotlib import colormaps
 
@@ -237,9 +246,7 @@ def _pretty(m: str) -> str:
 def plot_curves(runs: list[RunData], path: Path, metrics=("recall@50", "ndcg@50")) -> Path:
     """Validation metric vs epoch, panels metric × dataset (Figures 3a-b, 4, 6)."""
     keys = label_keys(runs)
-    sets = _settings(runs, keys)
-    colors = _colors(list(dict.fromkeys(lab for d in sets.values() for lab in d)))
-    fig, axes = _figure(len(metrics), len(sets))
+    sets, colors, fig, axes = _panels(runs, keys, len(metrics))
     for j, (ds, by) in enumerate(sets.items()):
         for i, m in enumerate(metrics):
             ax = axes[i][j]
@@ -263,9 +270,7 @@ def plot_vs(runs: list[RunData], key: str, path: Path, metrics=("recall@50", "nd
     if not runs:
         raise ValueError("no finished runs (result.json) to plot against " + key)
     keys = [k for k in label_keys(runs, exclude=(key,))]
-    sets = _settings(runs, keys)
-    colors = _colors(list(dict.fromkeys(lab for d in sets.values() for lab in d)))
-    fig, axes = _figure(len(metrics), len(sets))
+    sets, colors, fig, axes = _panels(runs, keys, len(metrics))
     for j, (ds, by) in enumerate(sets.items()):
         for i, m in enumerate(metrics):
             ax = axes[i][j]
@@ -302,9 +307,7 @@ def plot_diagnostics(runs: list[RunData], path: Path) -> Path:
     if not present:
         raise ValueError("the runs' history.jsonl has no diagnostics")
     keys = label_keys(runs)
-    sets = _settings(runs, keys)
-    colors = _colors(list(dict.fromkeys(lab for d in sets.values() for lab in d)))
-    fig, axes = _figure(len(present), len(sets))
+    sets, colors, fig, axes = _panels(runs, keys, len(present))
     for j, (ds, by) in enumerate(sets.items()):
         for i, (k, title) in enumerate(present):
             ax = axes[i][j]
@@ -333,9 +336,7 @@ def plot_delta_hist(runs: list[RunData], path: Path, epoch: int | None = None) -
     if not runs:
         raise ValueError("the runs' history.jsonl has no delta_hist (trained before it existed?)")
     keys = label_keys(runs)
-    sets = _settings(runs, keys)
-    colors = _colors(list(dict.fromkeys(lab for d in sets.values() for lab in d)))
-    fig, axes = _figure(1, len(sets))
+    sets, colors, fig, axes = _panels(runs, keys, 1)
     for j, (ds, by) in enumerate(sets.items()):
         ax = axes[0][j]
         for lab, rs in by.items():
