@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 
@@ -20,9 +19,10 @@ def pick_device(requested: str = "auto") -> torch.device:
     return dev
 
 
-def make_generators(seed: int, device: torch.device):
-    """(numpy Generator, CPU torch Generator for init, device torch Generator for sampling)."""
-    np_rng = np.random.default_rng(seed)
+def make_generators(seed: int, device: torch.device, rank: int = 0):
+    """The training run's generators: (init on the CPU, so CPU and GPU runs start alike;
+    epoch shuffling, seeded alike on every rank; negative sampling, distinct per rank)."""
     init_gen = torch.Generator().manual_seed(seed)
-    dev_gen = torch.Generator(device=device).manual_seed(seed + 1)
-    return np_rng, init_gen, dev_gen
+    shuffle_gen = torch.Generator(device=device).manual_seed(seed + 1)
+    sample_gen = torch.Generator(device=device).manual_seed(seed + 2 + 7919 * rank)
+    return init_gen, shuffle_gen, sample_gen

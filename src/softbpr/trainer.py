@@ -203,10 +203,6 @@ def _round(d: dict) -> dict:
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in d.items()}
 
 
-def _rng_state(gen: torch.Generator):
-    return gen.get_state()
-
-
 def fit(exp: Experiment, split: Split | None = None, out_dir: str | Path | None = None,
         log: Callable[[str], None] = print, progress: bool = True,
         on_epoch: Callable[[dict], None] | None = None, resume: bool = False) -> Run:
@@ -238,10 +234,7 @@ def fit(exp: Experiment, split: Split | None = None, out_dir: str | Path | None 
                                          "device": str(device), "world_size": dist.world})
         (out / "history.jsonl").write_text("")
 
-    _, init_gen, _ = make_generators(exp.train.seed, device)
-    # the epoch order is drawn alike on every rank; negatives differ per rank
-    shuffle_gen = torch.Generator(device=device).manual_seed(exp.train.seed + 1)
-    gen = torch.Generator(device=device).manual_seed(exp.train.seed + 2 + 7919 * dist.rank)
+    init_gen, shuffle_gen, gen = make_generators(exp.train.seed, device, dist.rank)
     graph = InteractionGraph.from_pairs(split.train, split.n_users, split.n_items, device)
     m = exp.model
     model = build_model(m.name, split.n_users, split.n_items, m.dim, m.layers, m.init,
@@ -341,10 +334,10 @@ def fit(exp: Experiment, split: Split | None = None, out_dir: str | Path | None 
                 hist_fh.flush()
             run.history.append(row)
             if out is not None and (epoch % exp.train.checkpoint_every == 0 or last or stopped):
-                sample_rngs = dist.gather_objects(_rng_state(gen))
+                sample_rngs = dist.gather_objects(gen.get_state())
                 if write:
                     state = {"epoch": epoch, "model": model.state_dict(),
-                             "optimizer": opt.state_dict(), "shuffle_rng": _rng_state(shuffle_gen),
+                             "optimizer": opt.state_dict(), "shuffle_rng": shuffle_gen.get_state(),
                              "sample_rng": sample_rngs, "torch_rng": torch.get_rng_state(),
                              "sampler": (sampler.state_dict() if hasattr(sampler, "state_dict")
                                          else None),
