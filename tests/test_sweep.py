@@ -294,3 +294,21 @@ def test_sigterm_mid_sweep_then_rerun_resumes(tmp_path, tiny_folder, capsys):
     assert epochs == list(range(1, 25))
     rows = read_rows(tmp_path / "o" / "results.jsonl")
     assert [r["run"] for r in rows] == [f"runs/{s.name}" for s in specs]
+
+
+def test_shards_split_the_runs_and_jobs_run_them_all(tmp_path, tiny_folder, capsys):
+    """--shard K/N takes every N-th run from the K-th; --jobs N runs the N shards at once and
+    together they do each run exactly once, appending to one results.jsonl."""
+    f = write_sweep(tmp_path / "s.toml", tiny_folder, tmp_path / "o", GRID)
+    names = [s.name for s in expand(load_sweep(f))]
+    assert len(names) == 6
+    assert main(["sweep", str(f), "--shard", "2/3", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "2 runs" in out and names[1] in out and names[4] in out and names[0] not in out
+    assert main(["sweep", str(f), "--shard", "4/3"]) == 2
+    assert main(["sweep", str(f), "--jobs", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "[job 1]" in out and "[job 3]" in out and "exit codes [0, 0, 0]" in out
+    rows = read_rows(tmp_path / "o" / "results.jsonl")
+    assert sorted(r["run"] for r in rows) == sorted(f"runs/{n}" for n in names)
+    assert all(r["status"] == "ok" and r["stop_reason"] == "epochs" for r in rows)

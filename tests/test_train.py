@@ -77,3 +77,42 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(blocks, tmp_path, monkeyp
     assert all(torch.isfinite(v).all() for v in ck["state_dict"].values())
     rows = [json.loads(x) for x in (tmp_path / "history.jsonl").read_text().splitlines()]
     assert rows[-1]["epoch"] == 5
+
+
+def test_max_batches_caps_each_epoch(blocks):
+    """train.max_batches: each epoch trains on that many batches of its shuffled order."""
+    exp = load(overrides={"dim": 8, "layers": 1, "batch_size": 4, "epochs": 2, "eval_every": 1,
+                          "topk": "2,5", "metric": "recall@5", "device": "cpu",
+                          "max_batches": 3})
+    seen = []
+    orig = torch.optim.Adam.step
+
+    def count(self, *a, **k):
+        seen.append(1)
+        return orig(self, *a, **k)
+
+    torch.optim.Adam.step = count
+    try:
+        run = fit(exp, split=blocks, log=lambda m: None, progress=False)
+    finally:
+        torch.optim.Adam.step = orig
+    assert len(seen) == 6 and len(run.history) == 2  # 48 pairs / 4 = 12 batches, capped at 3
+    assert run.result()["stop_reason"] == "epochs"
+
+
+def test_time_limit_stops_validates_and_keeps_the_best(blocks, tmp_path, monkeypatch):
+    """train.time_limit: past the budget, the epoch just trained is validated (although
+    eval_every does not fall on it), training stops, the best weights are tested."""
+    import softbpr.trainer as tm
+
+    clock = iter(range(0, 10_000, 30))  # each perf_counter call: +30 s
+    monkeypatch.setattr(tm.time, "perf_counter", lambda: float(next(clock)))
+    exp = load(overrides={"dim": 8, "layers": 1, "batch_size": 16, "epochs": 50, "eval_every": 7,
+                          "topk": "2,5", "metric": "recall@5", "device": "cpu",
+                          "time_limit": 5, "patience": 0})
+    run = fit(exp, split=blocks, out_dir=tmp_path / "r", log=lambda m: None, progress=False)
+    res = json.loads((tmp_path / "r" / "result.json").read_text())
+    assert res["stop_reason"] == "time_limit" and 1 <= res["epochs_run"] < 50
+    assert "valid" in run.history[-1] and res["epochs_run"] % 7 != 0
+    assert run.best_epoch in [r["epoch"] for r in run.history if "valid" in r]
+    assert res["test"]["recall@5"] >= 0

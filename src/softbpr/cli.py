@@ -57,6 +57,9 @@ TRAIN_FLAGS: list[tuple[str, type, str]] = [
     ("--seed", int, "training seed (default 2020)"),
     ("--device", str, "auto | cpu | cuda | cuda:N"),
     ("--checkpoint-every", int, "write the resumable training state every N epochs (default 1)"),
+    ("--max-batches", int, "cap on batches per epoch, for smoke tests (default 0 = full epochs)"),
+    ("--time-limit", float, "training budget in minutes: stop after the epoch that passes it, "
+                            "keep the best weights (default 0 = none)"),
 ]
 
 
@@ -179,7 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     from .data import DataError
     from .trainer import TrainingDiverged
 
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    args.argv = argv
     try:
         if args.command == "train":
             return _train(args)
@@ -430,6 +435,11 @@ def _add_study_commands(sub) -> None:
                    "train nothing")
     s.add_argument("--retry-failed", action="store_true", help="rerun runs that diverged")
     s.add_argument("--verbose", action="store_true", help="per-epoch lines of every run")
+    s.add_argument("--shard", metavar="K/N", help="run only every N-th pending run starting at "
+                   "the K-th (1 <= K <= N), to split a sweep over processes or machines")
+    s.add_argument("--jobs", type=int, default=1, metavar="N", help="run N shards at once as "
+                   "subprocesses (e.g. several runs sharing one GPU); OMP_NUM_THREADS defaults "
+                   "to 1 in each")
     r = sub.add_parser("report", help="Table 2 from results.jsonl: test metrics at the "
                                       "validation-chosen point, mean +- std, paired t-test")
     r.add_argument("results", nargs="+", metavar="RESULTS", help="results.jsonl or sweep folder")
@@ -481,6 +491,59 @@ def _study(args) -> int:
     return 0
 
 
+def _parse_shard(text: str) -> tuple[int, int]:
+    from .config import ConfigError
+
+    k, _, n = text.partition("/")
+    if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise ConfigError(f"--shard must be K/N with 1 <= K <= N, got {text!r}")
+    return int(k), int(n)
+
+
+def _sweep_jobs(argv: list[str], jobs: int, out) -> int:
+    """Re-run this sweep command as `jobs` subprocesses, shard k/jobs each; lines prefixed."""
+    import os
+    import subprocess
+    import threading
+
+    from .config import ConfigError
+
+    if "--shard" in argv or any(a.startswith("--shard=") for a in argv):
+        raise ConfigError("--jobs and --shard cannot be combined")
+    rest, skip = [], False
+    for a in argv:  # drop --jobs N / --jobs=N
+        if skip:
+            skip = False
+        elif a == "--jobs":
+            skip = True
+        elif not a.startswith("--jobs="):
+            rest.append(a)
+    env = {**os.environ}
+    env.setdefault("OMP_NUM_THREADS", "1")
+    procs = [subprocess.Popen([sys.executable, "-m", "softbpr", *rest, "--shard", f"{k}/{jobs}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+             for k in range(1, jobs + 1)]
+
+    def relay(k: int, p) -> None:
+        for line in p.stdout:
+            print(f"[job {k}] {line}", end="", flush=True)
+
+    threads = [threading.Thread(target=relay, args=(k, p), daemon=True)
+               for k, p in enumerate(procs, 1)]
+    for t in threads:
+        t.start()
+    try:
+        codes = [p.wait() for p in procs]
+    except KeyboardInterrupt:
+        for p in procs:
+            p.terminate()
+        codes = [p.wait() for p in procs]
+    for t in threads:
+        t.join()
+    print(f"{jobs} jobs finished (exit codes {codes}); results: {out / 'results.jsonl'}")
+    return max(codes, key=abs)
+
+
 def _sweep(args) -> int:
     import signal
 
@@ -491,7 +554,12 @@ def _sweep(args) -> int:
     seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else None
     sw = load_sweep(args.file, quick=args.quick, seeds=seeds,
                     overrides=parse_assignments(args.set), out=args.out)
+    if args.jobs > 1:
+        return _sweep_jobs(args.argv, args.jobs, sw.out)
     specs = filter_runs(expand(sw, args.file), parse_assignments(args.only))
+    if args.shard:
+        k, n = _parse_shard(args.shard)
+        specs = specs[k - 1::n]
     if args.best:
         res = sw.out / "results.jsonl"
         if not res.exists():

@@ -224,6 +224,14 @@ class TrainConfig:
     """auto | cpu | cuda | cuda:N."""
     checkpoint_every: int = 1
     """Write the full training state (state.pt, for --resume) every N epochs."""
+    max_batches: int = 0
+    """Cap on batches per epoch (0 = every training pair, the default). A capped epoch trains on
+    the first max_batches batches of that epoch's shuffled order: for smoke tests and CI-sized
+    runs on large data, not for results."""
+    time_limit: float = 0.0
+    """Wall-clock budget of the training loop in minutes (0 = none). When an epoch ends past it,
+    training stops (result.json: "stop_reason": "time_limit"), the best weights so far are
+    restored and tested, as on early stopping. For budgeted runs on shared machines."""
 
     def __post_init__(self):
         for k in ("lr",):
@@ -236,6 +244,11 @@ class TrainConfig:
                 raise ConfigError(f"train.{k} must be >= 1, got {getattr(self, k)}")
         if self.patience < 0:
             raise ConfigError(f"train.patience must be >= 0, got {self.patience}")
+        if self.max_batches < 0:
+            raise ConfigError(f"train.max_batches must be >= 0 (0 = no cap), got {self.max_batches}")
+        if not self.time_limit >= 0:
+            raise ConfigError(f"train.time_limit must be >= 0 minutes (0 = none), "
+                              f"got {self.time_limit}")
 
 
 @dataclass(frozen=True)
@@ -292,7 +305,8 @@ FLAT: dict[str, tuple[str, str]] = {
     "epochs": ("train", "epochs"), "eval_every": ("train", "eval_every"),
     "patience": ("train", "patience"),
     "checkpoint_every": ("train", "checkpoint_every"), "seed": ("train", "seed"),
-    "device": ("train", "device"),
+    "device": ("train", "device"), "max_batches": ("train", "max_batches"),
+    "time_limit": ("train", "time_limit"),
     "topk": ("eval", "topk"), "metric": ("eval", "metric"), "batch_users": ("eval", "batch_users"),
 }
 

@@ -322,7 +322,7 @@ def _row(sw: Sweep, spec: RunSpec, res: dict, epochs: int, state: str, error=Non
             "model": spec.exp.model.name, "seed": spec.seed, "config": flat_config(spec.exp),
             "best_epoch": res.get("best_epoch"), "valid": res.get("valid", {}),
             "test": res.get("test", {}), "seconds": res.get("seconds"), "epochs": epochs,
-            "status": state, **({"error": error} if error else {})}
+            "stop_reason": res.get("stop_reason"), "status": state, **({"error": error} if error else {})}
 
 
 def _epochs(rd: Path) -> int:

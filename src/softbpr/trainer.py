@@ -58,12 +58,15 @@ class Run:
     test: dict = field(default_factory=dict)
     seconds: float = 0.0
     out_dir: Path | None = None
+    stop_reason: str = "epochs"
+    """epochs (train.epochs reached) | early_stop | time_limit."""
 
     def result(self) -> dict:
         return {"best_epoch": self.best_epoch, "valid": self.valid, "test": self.test,
                 "seconds": round(self.seconds, 3), "method": self.experiment.method,
                 "model": self.experiment.model.name, "dataset": self.split.name,
-                "seed": self.experiment.train.seed}
+                "seed": self.experiment.train.seed, "epochs_run": len(self.history),
+                "stop_reason": self.stop_reason}
 
 
 def _key_tensor(p: Pairs, n_items: int, device) -> torch.Tensor:
@@ -82,7 +85,7 @@ def train_one_epoch(model: MF, graph: InteractionGraph, sampler, loss_fn, reg: f
                     batch_size: int, generator: torch.Generator, progress: bool = False,
                     desc: str = "", diag_keys: dict[str, torch.Tensor] | None = None,
                     shuffle_generator: torch.Generator | None = None, net=None,
-                    dist: Dist = Dist()) -> dict[str, float]:
+                    dist: Dist = Dist(), max_batches: int = 0) -> dict[str, float]:
     """One pass over all training pairs; returns per-epoch statistics (see history.jsonl).
 
     generator draws negatives; shuffle_generator (default: generator) orders the epoch and must
@@ -90,6 +93,7 @@ def train_one_epoch(model: MF, graph: InteractionGraph, sampler, loss_fn, reg: f
     is cut into `dist.world` near-equal slices and this rank trains on its own slice; `net` (the
     DistributedDataParallel wrapper of `model`) averages the gradients. A last global batch
     smaller than the number of ranks is skipped so that no rank gets an empty slice.
+    max_batches > 0 stops the epoch after that many (global) batches of the shuffled order.
     """
     model.train()
     net = net if net is not None else model
@@ -99,6 +103,8 @@ def train_one_epoch(model: MF, graph: InteractionGraph, sampler, loss_fn, reg: f
     n_batches = (n + batch_size - 1) // batch_size
     if dist.active and n - (n_batches - 1) * batch_size < dist.world:
         n_batches -= 1
+    if max_batches:
+        n_batches = min(n_batches, max_batches)
     tot = torch.zeros(5, dtype=torch.float64, device=dev)  # loss, reg, gap, Δ, count
     diag_keys = diag_keys or {}
     # hits per diagnostic key, then the number of real (id-carrying) negatives checked
@@ -288,6 +294,11 @@ def fit(exp: Experiment, split: Split | None = None, out_dir: str | Path | None 
             (out / "history.jsonl").write_text(
                 "".join(json.dumps(r) + "\n" for r in run.history))
         log(f"resuming {out} at epoch {first_epoch}")
+
+    def over_budget() -> bool:
+        limit = exp.train.time_limit
+        return bool(limit) and elapsed + time.perf_counter() - t_start > 60.0 * limit
+
     has_valid = len(split.valid) > 0
     if not has_valid:
         log("no validation pairs: training all epochs and keeping the last one")
@@ -300,7 +311,8 @@ def fit(exp: Experiment, split: Split | None = None, out_dir: str | Path | None 
             row = {"epoch": epoch, **train_one_epoch(
                 model, graph, sampler, loss_fn, exp.train.reg, opt, train_u, train_i,
                 exp.train.batch_size, gen, progress, f"epoch {epoch}", diag,
-                shuffle_generator=shuffle_gen, net=net, dist=dist)}
+                shuffle_generator=shuffle_gen, net=net, dist=dist,
+                max_batches=exp.train.max_batches)}
             if not np.isfinite(row["loss"]):
                 if hist_fh is not None:
                     hist_fh.write(json.dumps(_round(row)) + "\n")
@@ -309,7 +321,8 @@ def fit(exp: Experiment, split: Split | None = None, out_dir: str | Path | None 
                     f"lr (now {exp.train.lr}) or reg. The last good checkpoint "
                     f"(epoch {run.best_epoch}) is kept.")
             last = epoch == exp.train.epochs
-            if has_valid and (epoch % exp.train.eval_every == 0 or last):
+            out_of_time = not last and over_budget()
+            if has_valid and (epoch % exp.train.eval_every == 0 or last or out_of_time):
                 te = time.perf_counter()
                 valid = evaluate_model(model, graph, split, "valid", exp.eval.topk,
                                        exp.eval.batch_users, dist, eval_cache)
@@ -329,6 +342,7 @@ def fit(exp: Experiment, split: Split | None = None, out_dir: str | Path | None 
                     f"+ eval {row['eval_seconds']:.1f}s | valid {_fmt(row['valid'])}"
                     f"{' *' if improved else ''}")
             stopped = bool(has_valid and exp.train.patience and bad_evals >= exp.train.patience)
+            stopped = stopped or out_of_time
             if hist_fh is not None:
                 hist_fh.write(json.dumps(_round(row)) + "\n")
                 hist_fh.flush()
@@ -347,8 +361,13 @@ def fit(exp: Experiment, split: Split | None = None, out_dir: str | Path | None 
                     atomic_write(state_path, lambda tmp: torch.save(state, tmp))
             if on_epoch is not None:
                 on_epoch(row)
-            if stopped:
+            if out_of_time:
+                log(f"time limit: {exp.train.time_limit:g} min passed after epoch {epoch}; "
+                    f"stopping with the best weights so far")
+                run.stop_reason = "time_limit"
+            elif stopped:
                 log(f"early stop: {metric} did not improve for {bad_evals} evaluations")
+                run.stop_reason = "early_stop"
     finally:
         if hist_fh is not None:
             hist_fh.close()
