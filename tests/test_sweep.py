@@ -312,3 +312,16 @@ def test_shards_split_the_runs_and_jobs_run_them_all(tmp_path, tiny_folder, caps
     rows = read_rows(tmp_path / "o" / "results.jsonl")
     assert sorted(r["run"] for r in rows) == sorted(f"runs/{n}" for n in names)
     assert all(r["status"] == "ok" and r["stop_reason"] == "epochs" for r in rows)
+
+
+def test_budget_caps_each_run_and_leaves_the_rest_pending(tmp_path, tiny_folder):
+    f = write_sweep(tmp_path / "s.toml", tiny_folder, tmp_path / "o", GRID)
+    sw = load_sweep(f)
+    specs = expand(sw)
+    assert run_sweep(sw, specs, log=lambda m: None, budget_minutes=0.2) == []  # < 0.5 min left
+    assert all(status(sw, s) == "pending" for s in specs)
+    rows = run_sweep(sw, specs[:2], log=lambda m: None, budget_minutes=30)
+    assert len(rows) == 2
+    for s in specs[:2]:
+        cfg = json.loads((tmp_path / "o" / "runs" / s.name / "config.json").read_text())
+        assert 29 < cfg["train"]["time_limit"] <= 30  # capped at what was left of the budget

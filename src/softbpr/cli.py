@@ -440,6 +440,9 @@ def _add_study_commands(sub) -> None:
     s.add_argument("--jobs", type=int, default=1, metavar="N", help="run N shards at once as "
                    "subprocesses (e.g. several runs sharing one GPU); OMP_NUM_THREADS defaults "
                    "to 1 in each")
+    s.add_argument("--budget", type=float, default=0.0, metavar="MINUTES", help="wall-clock "
+                   "budget: no run starts with under half a minute left (it stays pending), "
+                   "and each run's train.time_limit is capped at what is left")
     r = sub.add_parser("report", help="Table 2 from results.jsonl: test metrics at the "
                                       "validation-chosen point, mean +- std, paired t-test")
     r.add_argument("results", nargs="+", metavar="RESULTS", help="results.jsonl or sweep folder")
@@ -581,7 +584,8 @@ def _sweep(args) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         run_sweep(sw, specs, log=lambda m: print(m, flush=True),
-                  retry_failed=args.retry_failed, verbose=args.verbose)
+                  retry_failed=args.retry_failed, verbose=args.verbose,
+                  budget_minutes=args.budget)
     except KeyboardInterrupt:
         print(f"softbpr: interrupted; rerun the same command to resume ({sw.out})",
               file=sys.stderr)

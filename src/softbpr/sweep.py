@@ -331,8 +331,16 @@ def _epochs(rd: Path) -> int:
 
 
 def run_sweep(sw: Sweep, specs: list[RunSpec], log: Callable[[str], None] = print,
-              retry_failed: bool = False, verbose: bool = False) -> list[dict]:
-    """Train every pending run in order; returns the rows appended to results.jsonl now."""
+              retry_failed: bool = False, verbose: bool = False,
+              budget_minutes: float = 0.0) -> list[dict]:
+    """Train every pending run in order; returns the rows appended to results.jsonl now.
+
+    budget_minutes > 0: a wall-clock budget for the whole call. No run starts with less than
+    half a minute of it left (those stay pending, for a later call), and each run's training
+    budget (train.time_limit) is capped at what is left when it starts.
+    """
+    import dataclasses
+
     from .split import load_split
     from .trainer import TrainingDiverged, fit
 
@@ -342,6 +350,7 @@ def run_sweep(sw: Sweep, specs: list[RunSpec], log: Callable[[str], None] = prin
     have = {r.get("run") for r in read_rows(results)}
     new: list[dict] = []
     cached = (None, None)  # (DataConfig, Split): consecutive runs on one dataset load it once
+    t_call = time.perf_counter()
 
     def append(row: dict) -> None:
         with open(results, "a") as fh:
@@ -368,6 +377,15 @@ def run_sweep(sw: Sweep, specs: list[RunSpec], log: Callable[[str], None] = prin
                 tidy(rd)
             log(f"{tag}: {st}, skipped")
             continue
+        exp = spec.exp
+        if budget_minutes:
+            left = budget_minutes - (time.perf_counter() - t_call) / 60.0
+            if left < 0.5:
+                log(f"{tag}: sweep budget of {budget_minutes:g} min spent; left pending")
+                continue
+            if not exp.train.time_limit or exp.train.time_limit > left:
+                exp = dataclasses.replace(exp, train=dataclasses.replace(exp.train,
+                                                                         time_limit=left))
         if st == "failed":
             (rd / "failed.json").unlink()
         if cached[0] != spec.exp.data:
@@ -379,7 +397,7 @@ def run_sweep(sw: Sweep, specs: list[RunSpec], log: Callable[[str], None] = prin
              "labels": spec.labels, "seed": spec.seed}) + "\n")
         t0 = time.perf_counter()
         try:
-            run = fit(spec.exp, split=cached[1], out_dir=rd, progress=False,
+            run = fit(exp, split=cached[1], out_dir=rd, progress=False,
                       log=log if verbose else (lambda m: None), resume=st == "resumable")
         except TrainingDiverged as e:
             res = {"error": str(e), "seconds": round(time.perf_counter() - t0, 3)}
