@@ -1,5 +1,7 @@
 """CPU/CUDA parity (run with `pytest -m gpu` on a machine with a GPU; skipped elsewhere)."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -24,8 +26,8 @@ def test_propagation_parity(name, blocks):
     m = build_model(name, blocks.n_users, blocks.n_items, 16, 3, "xavier",
                     torch.Generator().manual_seed(0))
     m.eval()
-    e_c = m.propagate(g_c)
-    m_g = m.to(gpu)
+    e_c = m.propagate(g_c)  # (MF returns its own parameters: move a copy, not m itself)
+    m_g = copy.deepcopy(m).to(gpu)
     e_g = m_g.propagate(g_g)
     torch.testing.assert_close(e_c.user, e_g.user.cpu(), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(e_c.item, e_g.item.cpu(), rtol=1e-4, atol=1e-5)
