@@ -25,7 +25,8 @@ from .config import FLAT
 
 _INV_FLAT = {v: k for k, v in FLAT.items()}
 _IGNORE = {"seed", "device", "checkpoint_every", "batch_users", "data", "format", "columns",
-           "split", "data_seed", "kcore", "valid_ratio", "test_ratio"}
+           "split", "data_seed", "kcore", "valid_ratio", "test_ratio",
+           "time_limit"}  # a budget (capped per run by sweep --budget), not a setting to compare
 _NAMES = {"pool_size": "H", "alpha": "α"}
 DIAGNOSTICS = [("neg_heldout_rate", "negatives that are held-out positives"),
                ("neg_truth_rate", "negatives that are planted preferences"),
