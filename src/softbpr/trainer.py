@@ -308,6 +308,8 @@ def fit(exp: Experiment, split: Split | None = None, out_dir: str | Path | None 
         for epoch in range(first_epoch, exp.train.epochs + 1):
             if stopped:
                 break
+            if hasattr(sampler, "on_epoch_start"):  # GAN samplers: one G refresh per epoch
+                sampler.on_epoch_start(epoch, max_batches=exp.train.max_batches)
             row = {"epoch": epoch, **train_one_epoch(
                 model, graph, sampler, loss_fn, exp.train.reg, opt, train_u, train_i,
                 exp.train.batch_size, gen, progress, f"epoch {epoch}", diag,
