@@ -29,12 +29,19 @@ def _keys(csr: sp.csr_matrix, n_items: int) -> np.ndarray:
 
 
 def topk_masked(user_vecs: torch.Tensor, item_vecs: torch.Tensor, users: torch.Tensor,
-                mask_indptr: torch.Tensor, mask_indices: torch.Tensor, k: int):
+                mask_indptr: torch.Tensor, mask_indices: torch.Tensor, k: int,
+                out: torch.Tensor | None = None):
     """Top-k items (scores, indices) for `users`, with their masked items set to −inf.
 
     user_vecs: [B, d] vectors of `users`; item_vecs: [I, d]; mask as CSR arrays over all users.
+    out: optional [>= B, I] buffer for the scores (overwritten), reused across batches: on a CPU
+    a fresh 128 MiB score block is page-faulted in on every batch, which costs about as much as
+    the matmul that fills it.
     """
-    scores = user_vecs @ item_vecs.T  # [B, I]
+    if out is None:
+        scores = user_vecs @ item_vecs.T  # [B, I]
+    else:
+        scores = torch.mm(user_vecs, item_vecs.T, out=out[:user_vecs.shape[0]])
     starts, ends = mask_indptr[users], mask_indptr[users + 1]
     lens = ends - starts
     if int(lens.sum()) > 0:
@@ -137,11 +144,13 @@ def score_task(task: RankingTask, user_vecs: torch.Tensor, item_vecs: torch.Tens
     ideal_cum = torch.cumsum(discount, 0)  # IDCG for min(K, |T|) = n ones
     sums = torch.zeros(2 * len(ks), dtype=torch.float64, device=dev)  # recall@k..., ndcg@k...
     truth_keys = task.truth_keys
+    buf = torch.empty(min(batch_users, n), n_items, device=dev,
+                      dtype=torch.result_type(user_vecs, item_vecs))  # scores, reused
     for start in range(0, n, batch_users):
         users = task.users[start:start + batch_users]
         nt = task.n_true[start:start + batch_users]
         vals, idx = topk_masked(user_vecs[users], item_vecs, users, task.mask_indptr,
-                                task.mask_indices, kmax)
+                                task.mask_indices, kmax, out=buf)
         keys = users.unsqueeze(1) * n_items + idx  # [B, kmax]
         pos = torch.searchsorted(truth_keys, keys).clamp_(max=truth_keys.numel() - 1)
         hitf = ((truth_keys[pos] == keys) & torch.isfinite(vals)).double()  # [B, kmax]

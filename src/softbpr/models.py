@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .graph import InteractionGraph, mean_propagate, normalized_adjacency
+from .graph import InteractionGraph, mean_propagate, normalized_adjacency, spmm
 
 
 @dataclass(frozen=True)
@@ -117,11 +117,11 @@ class _Spmm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, m: torch.Tensor, mt: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         ctx.mt = mt
-        return torch.sparse.mm(m, x)
+        return spmm(m, x)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        return None, None, torch.sparse.mm(ctx.mt, grad.contiguous())
+        return None, None, spmm(ctx.mt, grad)
 
 
 def ngcf_adjacency(R: sp.csr_matrix, variant: str) -> sp.csr_matrix:
@@ -220,13 +220,15 @@ class NGCF(MF):
             T.sort_indices()
             dev = graph.device
 
-            def as_t(a):
-                return torch.from_numpy(np.ascontiguousarray(a).astype(np.int64)).to(dev)
+            def as_t(a, dtype=np.int64):
+                return torch.from_numpy(np.ascontiguousarray(a).astype(dtype)).to(dev)
 
+            # int32 CSR indices on a CPU, as graph.InteractionGraph.adj (MKL takes them as is)
+            idx = np.int32 if dev.type == "cpu" and M.nnz < 2**31 else np.int64
             vals = torch.from_numpy(M.data.astype(np.float32)).to(dev)
             perm = as_t(T.data.astype(np.int64) - 1)
-            self._adj = (graph, as_t(M.indptr), as_t(M.indices), vals, as_t(T.indptr),
-                         as_t(T.indices), perm)
+            self._adj = (graph, as_t(M.indptr, idx), as_t(M.indices, idx), vals,
+                         as_t(T.indptr, idx), as_t(T.indices, idx), perm)
         _, crow, col, vals, crow_t, col_t, perm = self._adj
         if self.training and self.node_dropout > 0:
             keep = torch.rand(vals.shape, generator=self._gen(vals.device),
