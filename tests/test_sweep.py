@@ -127,7 +127,7 @@ def test_shipped_study_files_expand():
     for s in t2:
         per.setdefault((s.exp.method, s.dataset), set()).add(s.point_id)
     sizes = {m: len(ids) for (m, ds), ids in per.items() if ds == "taobao"}
-    assert sizes == {"rns": 16, "irgan": 16, "advir": 16, "dns": 64, "mixgcf": 64, "sdns": 320}
+    assert sizes == {"rns": 16, "irgan": 32, "advir": 32, "dns": 64, "mixgcf": 64, "sdns": 320}
     sd = [s for s in t2 if s.exp.method == "sdns"]
     assert {round(1 - s.exp.loss.alpha, 2) for s in sd} == {0.05, 0.1, 0.2, 0.3, 0.4}
     assert {s.exp.train.lr for s in sd} == {5e-4, 1e-3, 5e-3, 1e-2}
