@@ -6,7 +6,7 @@ import torch
 
 from softbpr.graph import InteractionGraph
 from softbpr.models import LightGCN
-from softbpr.samplers import DynamicHardSampler, UniformSampler, uniform_candidates
+from softbpr.samplers import DynamicHardSampler, UniformSampler, nth_free_item, uniform_candidates
 from softbpr.split import Pairs
 
 
@@ -35,17 +35,34 @@ def test_never_returns_a_train_positive(sampler, gen):
     assert set(neg.items[users == 0].tolist()) == {5}  # the only free item of user 0
 
 
-def test_exact_fallback_path(gen):
+def test_nth_free_item_enumerates_each_users_complement_in_order():
+    """Ranks 0..n_free-1 map one to one onto the user's non-train items, in item order, for
+    users with no, few, most and all-but-one items (incl. positives at both ends)."""
+    rng = np.random.default_rng(3)
+    n_items, rows = 23, [[], [0], [22], [0, 1, 2, 22], list(range(1, 23)), list(range(22))]
+    rows += [sorted(rng.choice(n_items, size=k, replace=False).tolist()) for k in (5, 11, 17)]
+    us = np.concatenate([[u] * len(r) for u, r in enumerate(rows)]).astype(np.int64)
+    it = np.concatenate([r for r in rows]).astype(np.int64)
+    g = InteractionGraph.from_pairs(Pairs(us, it), len(rows), n_items)
+    for u, pos in enumerate(rows):
+        free = [i for i in range(n_items) if i not in pos]
+        r = torch.arange(len(free))
+        got = nth_free_item(g, torch.full_like(r, u), r)
+        assert got.tolist() == free, u
+
+
+def test_rejection_falls_back_to_rank_draws_for_dense_users(gen):
     g, p = dense_graph()
     users = torch.zeros(50, dtype=torch.long)
-    cand = uniform_candidates(g, users, 3, gen, max_rounds=0)  # force the exact path
+    cand = uniform_candidates(g, users, 3, gen, method="reject", max_rounds=0)
     assert torch.all(cand == 5)
 
 
-def test_uniform_candidates_cover_the_complement(gen):
+@pytest.mark.parametrize("method", ["reject", "rank"])
+def test_uniform_candidates_cover_the_complement(gen, method):
     g, p = dense_graph()
     users = torch.full((4000,), 2, dtype=torch.long)
-    got = uniform_candidates(g, users, 1, gen)[:, 0]
+    got = uniform_candidates(g, users, 1, gen, method=method)[:, 0]
     free = set(range(11)) - set(p.items[p.users == 2].tolist())
     counts = np.bincount(got.numpy(), minlength=11)
     assert set(np.flatnonzero(counts)) == free

@@ -73,6 +73,11 @@ class InteractionGraph:
     adj: normalised adjacency Â as a torch sparse CSR tensor [N, N] (float32; int32 indices on
         a CPU).
     train_csr: the same positives as a scipy CSR [n_users, n_items] (host copy, for masks).
+    free_keys, row_start: the index that `uniform_candidates` draws non-positives with, without
+        rejection: for user u with positives p_0 < p_1 < ... (row k of train_csr), free_keys
+        holds u * n_items + (p_j - j) (the number of non-positives below p_j), sorted, and
+        row_start[u] = the position of u's first entry. The r-th non-positive item of u (r
+        from 0) is r + #{j : p_j - j <= r}, one binary search.
     """
 
     n_users: int
@@ -81,6 +86,8 @@ class InteractionGraph:
     adj: torch.Tensor
     train_csr: sp.csr_matrix
     user_degree: torch.Tensor  # int64 [n_users]
+    free_keys: torch.Tensor  # int64 [nnz]
+    row_start: torch.Tensor  # int64 [n_users]
     pos_bits: torch.Tensor | None = None
 
     @classmethod
@@ -94,8 +101,11 @@ class InteractionGraph:
             raise ValueError(f"{int(full.sum())} users interacted with every item: no negative "
                              "item exists for them")
         adj = normalized_adjacency(R)
-        keys = np.sort(R.indices.astype(np.int64) + np.repeat(
-            np.arange(n_users, dtype=np.int64) * n_items, np.diff(R.indptr)))
+        R.sort_indices()
+        row_of = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(R.indptr))
+        keys = R.indices.astype(np.int64) + row_of * n_items  # sorted: rows, then items
+        rank_in_row = np.arange(R.nnz, dtype=np.int64) - R.indptr[:-1].astype(np.int64)[row_of]
+        free = keys - rank_in_row  # u * n_items + (p_j - j): non-decreasing as well
         # int32 indices on a CPU: the MKL sparse kernel takes them as they are (int64 ones are
         # converted on every product, ~10% of its time on Gowalla)
         idx = np.int32 if device.type == "cpu" and adj.nnz < 2**31 else np.int64
@@ -114,7 +124,9 @@ class InteractionGraph:
                 np.uint64)))
             bits = torch.from_numpy(words.view(np.int64)).to(device)
         return cls(n_users, n_items, torch.from_numpy(keys).to(device), t_adj, R,
-                   torch.from_numpy(deg.astype(np.int64)).to(device), bits)
+                   torch.from_numpy(deg.astype(np.int64)).to(device),
+                   torch.from_numpy(free).to(device),
+                   torch.from_numpy(R.indptr[:-1].astype(np.int64)).to(device), bits)
 
     @property
     def device(self) -> torch.device:

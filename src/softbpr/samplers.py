@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -49,38 +48,61 @@ class Negatives:
 
 
 def uniform_candidates(graph: InteractionGraph, users: torch.Tensor, n: int,
-                       generator: torch.Generator | None, max_rounds: int = 50) -> torch.Tensor:
+                       generator: torch.Generator | None, method: str = "auto",
+                       max_rounds: int = 8) -> torch.Tensor:
     """[B, n] items drawn uniformly from each user's non-train items (independent draws).
 
-    Vectorised rejection sampling: draw all, redraw only the known positives, repeat. Users whose
-    positives fill most of the catalogue fall back to exact sampling from their complement.
+    Two exact methods (the same distribution, different random streams):
+      reject  draw all, redraw only the known positives (a bitmap lookup), repeat; entries
+              still positive after `max_rounds` rounds (users owning most of the catalogue) get
+              a rank draw. Each round asks the host whether anything is left: free on a CPU,
+              and the fastest method there (a lookup costs less than a binary search).
+      rank    draw a rank r uniformly in [0, n_items - deg(u)) and map it to u's r-th
+              non-positive item (`nth_free_item`, one binary search): fixed work, no host
+              sync, so a GPU never waits for the host.
+    method="auto": reject on a CPU, rank on other devices.
     """
+    if method == "auto":
+        method = "reject" if users.device.type == "cpu" else "rank"
     B = users.shape[0]
-    dev = graph.device
-    cand = torch.randint(graph.n_items, (B, n), device=dev, generator=generator)
+    if method == "rank":
+        return _rank_draw(graph, users.unsqueeze(1).expand(B, n), generator)
+    if method != "reject":
+        raise ValueError(f"method must be auto, reject or rank, got {method!r}")
+    cand = torch.randint(graph.n_items, (B, n), device=users.device, generator=generator)
     flat_u = users.unsqueeze(1).expand(B, n).reshape(-1)
     flat = cand.view(-1)
     todo = graph.is_positive(flat_u, flat).nonzero().squeeze(1)  # positions to redraw
-    rounds = 0
-    while todo.numel():  # note: one host sync per round; rounds are few when density << 1
-        rounds += 1
-        if rounds > max_rounds:
-            _exact_fill(graph, flat_u, flat, todo, generator)
-            break
-        new = torch.randint(graph.n_items, (todo.numel(),), device=dev, generator=generator)
+    for _ in range(max_rounds):
+        if not todo.numel():  # (the host sync of the round)
+            return cand
+        new = torch.randint(graph.n_items, (todo.numel(),), device=users.device,
+                            generator=generator)
         flat[todo] = new
         todo = todo[graph.is_positive(flat_u[todo], new)]
+    if todo.numel():
+        flat[todo] = _rank_draw(graph, flat_u[todo], generator)
     return cand
 
 
-def _exact_fill(graph, flat_u, flat, todo, generator) -> None:
-    """Replace entries `todo` by exact uniform draws from the user's complement (rare path)."""
-    R = graph.train_csr
-    for pos in todo.tolist():
-        user = int(flat_u[pos])
-        free = np.setdiff1d(np.arange(graph.n_items), R.indices[R.indptr[user]:R.indptr[user + 1]])
-        j = torch.randint(len(free), (1,), generator=generator, device=flat.device)
-        flat[pos] = int(free[int(j)])
+def _rank_draw(graph: InteractionGraph, users: torch.Tensor,
+               generator: torch.Generator | None) -> torch.Tensor:
+    """One uniform non-train item per entry of `users` (any shape), by rank."""
+    n_free = graph.n_items - graph.user_degree[users]  # >= 1 (checked at graph build)
+    # a 62-bit random integer modulo n_free: bias below n_free / 2^62
+    r = torch.randint(1 << 62, users.shape, device=users.device, generator=generator) % n_free
+    return nth_free_item(graph, users, r)
+
+
+def nth_free_item(graph: InteractionGraph, users: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """The r-th (from 0, in item order) non-train item of each user; r < n_items - deg(user).
+
+    With u's positives p_0 < p_1 < ..., p_j has p_j - j non-positives below it, so the r-th
+    non-positive is r + #{j : p_j - j <= r}: a binary search in graph.free_keys."""
+    if graph.free_keys.numel() == 0:
+        return r.clone()
+    below = torch.searchsorted(graph.free_keys, users * graph.n_items + r, right=True)
+    return r + (below - graph.row_start[users])
 
 
 class Tally:
