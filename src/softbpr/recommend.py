@@ -251,10 +251,13 @@ class Recommender:
                     else (self._none_ptr, self._none_idx))
         vals = np.empty((len(users), k), dtype=np.float32)
         items = np.empty((len(users), k), dtype=np.int64)
+        buf = None  # one score block reused by every batch (as evaluation does)
+        if len(users) > self.batch_users:
+            buf = self._item.new_empty(self.batch_users, self._item.shape[0])
         for s in range(0, len(users), self.batch_users):
             u = torch.from_numpy(np.ascontiguousarray(users[s:s + self.batch_users])).to(
                 self.device)
-            v, i = topk_masked(self._user[u], self._item, u, ptr, ind, k)  # [B, k] each
+            v, i = topk_masked(self._user[u], self._item, u, ptr, ind, k, out=buf)  # [B, k]
             vals[s:s + len(u)] = v.cpu().numpy()
             items[s:s + len(u)] = i.cpu().numpy()
         return vals, items
