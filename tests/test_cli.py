@@ -82,3 +82,22 @@ def test_malformed_data_file(tmp_path, capsys):
     assert main(["train", *FAST[2:], "--data", str(d), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "train.txt:2: a negative id" in err
+
+
+def test_busy_cpu_warning(monkeypatch):
+    import os
+
+    import torch
+
+    from softbpr.cli import _busy_cpu_warning
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.1, 2.0, 2.0))
+    assert "OMP_NUM_THREADS" in _busy_cpu_warning()
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.2, 0.2))
+    assert _busy_cpu_warning() is None  # idle machine
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.1, 2.0, 2.0))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert _busy_cpu_warning() is None  # the user chose the threads

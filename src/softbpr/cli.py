@@ -90,6 +90,25 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _busy_cpu_warning() -> str | None:
+    """A warning when torch will use several threads on CPUs other processes keep busy: OpenMP
+    threads then wait on each other, and an epoch measured here took 25x longer (2 threads, 2
+    cores, one of them busy). None when there is nothing to say."""
+    import os
+
+    import torch
+
+    threads, cores = torch.get_num_threads(), os.cpu_count() or 1
+    if threads < 2 or "OMP_NUM_THREADS" in os.environ or not hasattr(os, "getloadavg"):
+        return None
+    load = os.getloadavg()[0]
+    if load < 0.75 * cores:
+        return None
+    return (f"softbpr: note: the CPUs are busy (load average {load:.1f} on {cores} cores) and "
+            f"torch uses {threads} threads; if epochs are slow, set OMP_NUM_THREADS to the number "
+            f"of free cores (e.g. OMP_NUM_THREADS=1)")
+
+
 def _train(args) -> int:
     import os
 
@@ -129,6 +148,8 @@ def _train(args) -> int:
     if main_rank:
         print(f"softbpr {__version__}: {exp.model.name} + {exp.method} on {exp.data.data} -> "
               f"{out}", flush=True)
+        if (warn := _busy_cpu_warning()) is not None:
+            print(warn, file=sys.stderr, flush=True)
     import signal
 
     def _terminate(signum, frame):  # SIGTERM -> unwind normally: temp files are removed
