@@ -50,3 +50,14 @@ def test_gan_generator_refreshes_every_epoch_on_every_rank(tmp_path):
     assert two.returncode == 0, two.stderr[-3000:]
     rows = [json.loads(r) for r in (tmp_path / "two" / "history.jsonl").read_text().splitlines()]
     assert [("gen_reward" in r) for r in rows] == [False, True, True]
+
+
+def test_time_limit_stops_every_rank_together(tmp_path):
+    """Rank 0's clock decides the time limit for all ranks (a rank stopping alone would leave
+    the others waiting in an all-reduce): a tiny budget ends both after epoch 1, validated."""
+    args = ["--data", "synthetic-small", "--epochs", "6", "--eval-every", "3", "--dim", "16",
+            "--batch-size", "512", "--device", "cpu", "--quiet", "--time-limit", "1e-6"]
+    two = torchrun(2, tmp_path / "two", timeout=120, args=args)
+    assert two.returncode == 0, two.stderr[-3000:]
+    res = json.loads((tmp_path / "two" / "result.json").read_text())
+    assert res["stop_reason"] == "time_limit" and res["epochs_run"] == 1 and res["best_epoch"] == 1

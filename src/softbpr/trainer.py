@@ -296,8 +296,17 @@ def fit(exp: Experiment, split: Split | None = None, out_dir: str | Path | None 
         log(f"resuming {out} at epoch {first_epoch}")
 
     def over_budget() -> bool:
+        """Past train.time_limit? With several ranks, rank 0's clock decides for all (each
+        rank's own clock could stop one rank while the others wait in an all-reduce)."""
         limit = exp.train.time_limit
-        return bool(limit) and elapsed + time.perf_counter() - t_start > 60.0 * limit
+        if not limit:
+            return False
+        over = elapsed + time.perf_counter() - t_start > 60.0 * limit
+        if dist.active:
+            flag = torch.tensor([1.0 if over and dist.main else 0.0], dtype=torch.float64,
+                                device=device)
+            over = dist.all_sum(flag).item() > 0
+        return over
 
     has_valid = len(split.valid) > 0
     if not has_valid:
