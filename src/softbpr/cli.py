@@ -148,8 +148,8 @@ def _train(args) -> int:
     if main_rank:
         print(f"softbpr {__version__}: {exp.model.name} + {exp.method} on {exp.data.data} -> "
               f"{out}", flush=True)
-        if (warn := _busy_cpu_warning()) is not None:
-            print(warn, file=sys.stderr, flush=True)
+        if (note := _busy_cpu_warning()) is not None:  # stdout: stderr is for errors only
+            print(note, flush=True)
     import signal
 
     def _terminate(signum, frame):  # SIGTERM -> unwind normally: temp files are removed
