@@ -325,3 +325,35 @@ def test_budget_caps_each_run_and_leaves_the_rest_pending(tmp_path, tiny_folder)
     for s in specs[:2]:
         cfg = json.loads((tmp_path / "o" / "runs" / s.name / "config.json").read_text())
         assert 29 < cfg["train"]["time_limit"] <= 30  # capped at what was left of the budget
+
+
+def test_budget_does_not_stop_a_resumed_run_for_its_earlier_sessions(tmp_path, tiny_folder,
+                                                                      monkeypatch):
+    """A resumed run's time_limit counts the time of its earlier sessions (state.pt
+    "elapsed"): the sweep budget's cap must add it, or a run that once trained longer than
+    the budget would stop after one more epoch."""
+    import torch
+
+    f = write_sweep(tmp_path / "s.toml", tiny_folder, tmp_path / "o",
+                    "[grid]\nlr = [0.01]\n[[variants]]\npreset = \"dns\"\n")
+    f.write_text(f.read_text().replace("epochs = 2", "epochs = 4"))
+    sw = load_sweep(f)
+    specs = expand(sw)
+    real_fit = train_mod.fit
+
+    def crash_after_1(exp, *a, **kw):
+        def on_epoch(row):
+            if row["epoch"] == 1:
+                raise Crash()
+        return real_fit(exp, *a, on_epoch=on_epoch, **kw)
+
+    monkeypatch.setattr(train_mod, "fit", crash_after_1)
+    with pytest.raises(Crash):
+        run_sweep(sw, specs, log=lambda m: None)
+    state = sw.out / "runs" / specs[0].name / "state.pt"
+    st = torch.load(state, map_location="cpu", weights_only=False)
+    st["elapsed"] = 3600.0  # as if its first session had trained for an hour
+    torch.save(st, state)
+    monkeypatch.setattr(train_mod, "fit", real_fit)
+    rows = run_sweep(sw, specs, log=lambda m: None, budget_minutes=30)
+    assert len(rows) == 1 and rows[0]["stop_reason"] == "epochs" and rows[0]["epochs"] == 4

@@ -456,8 +456,9 @@ def _add_study_commands(sub) -> None:
                    "train nothing")
     s.add_argument("--retry-failed", action="store_true", help="rerun runs that diverged")
     s.add_argument("--verbose", action="store_true", help="per-epoch lines of every run")
-    s.add_argument("--shard", metavar="K/N", help="run only every N-th pending run starting at "
-                   "the K-th (1 <= K <= N), to split a sweep over processes or machines")
+    s.add_argument("--shard", metavar="K/N", help="run only every N-th run of the sweep (after "
+                   "--only), from the K-th (1 <= K <= N), to split a sweep over processes or "
+                   "machines; finished runs are skipped as usual")
     s.add_argument("--jobs", type=int, default=1, metavar="N", help="run N shards at once as "
                    "subprocesses (e.g. several runs sharing one GPU); OMP_NUM_THREADS defaults "
                    "to 1 in each")

@@ -337,7 +337,8 @@ def run_sweep(sw: Sweep, specs: list[RunSpec], log: Callable[[str], None] = prin
 
     budget_minutes > 0: a wall-clock budget for the whole call. No run starts with less than
     half a minute of it left (those stay pending, for a later call), and each run's training
-    budget (train.time_limit) is capped at what is left when it starts.
+    budget (train.time_limit) is capped at what is left when it starts (for a resumed run:
+    plus the training time of its earlier sessions, which its time_limit counts as well).
     """
     import dataclasses
 
@@ -383,6 +384,11 @@ def run_sweep(sw: Sweep, specs: list[RunSpec], log: Callable[[str], None] = prin
             if left < 0.5:
                 log(f"{tag}: sweep budget of {budget_minutes:g} min spent; left pending")
                 continue
+            if st == "resumable":  # time_limit counts the run's earlier sessions too
+                import torch
+
+                left += torch.load(rd / "state.pt", map_location="cpu",
+                                   weights_only=False).get("elapsed", 0.0) / 60.0
             if not exp.train.time_limit or exp.train.time_limit > left:
                 exp = dataclasses.replace(exp, train=dataclasses.replace(exp.train,
                                                                          time_limit=left))
