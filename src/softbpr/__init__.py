@@ -1,7 +1,6 @@
 """softbpr: graph recommenders trained with dynamic hard negatives and the soft BPR loss (SDNS)."""
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .config import ConfigError, Experiment, with_updates
 from .config import load as load_config
 from .data import DataError, IdMap, Interactions

@@ -1,4 +1,4 @@
-"""Run-directory files, written atomically (temp file + rename), and self-describing checkpoints.
+"""Self-describing checkpoints (model.pt) and the embeddings file, written atomically.
 
 A checkpoint (`model.pt`) holds everything needed to rebuild the model and its data view without
 the original command: the resolved experiment config, the weights, the external id maps and the
@@ -7,46 +7,19 @@ train/valid/test pairs (so `softbpr evaluate` and `recommend` need no data files
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import __version__
+from ._version import __version__
 from .config import Experiment
 from .data import IdMap
 from .models import MF, build_model
+from .rundir import RunDir, atomic_write, write_json  # noqa: F401  (write_json: re-export)
 from .split import Pairs, Split
 
 FORMAT = "softbpr-checkpoint/1"
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path), then rename over `path`: readers never see a half-written file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def write_json(path: Path, obj) -> None:
-    def w(tmp):
-        with open(tmp, "w") as fh:
-            json.dump(obj, fh, indent=2)
-            fh.write("\n")
-    atomic_write(path, w)
 
 
 def _ids(m: IdMap):
@@ -84,9 +57,10 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu"):
     """-> (Experiment, model on `device` in eval mode, Split without truth, raw dict)."""
     path = Path(path)
     if path.is_dir():
-        path = path / "model.pt"
+        path = RunDir(path).model_path
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no checkpoint (expected model.pt in the run directory)")
+        raise FileNotFoundError(f"{path}: no checkpoint (expected {path.name} in the run "
+                                "directory)")
     ck = torch.load(path, map_location="cpu", weights_only=True)
     if ck.get("format") != FORMAT:
         raise ValueError(f"{path}: not a softbpr checkpoint (format {ck.get('format')!r})")

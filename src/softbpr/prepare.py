@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .data import DataError, Interactions, compact, make_idmap, unique
 from .split import Pairs, Split, dedupe, split_interactions
 

@@ -1,0 +1,337 @@
+"""The run directory: the one module that knows its file names and how they are written.
+
+A run directory (written by `softbpr.fit`, read by sweep, report, plots, recommend and the CLI):
+
+    config.json      the resolved experiment (Experiment.to_dict()) + dataset_notes, device,
+                     world_size; written first, so a folder with it is a run
+    history.jsonl    one JSON row per finished epoch (appended as training goes)
+    model.pt         the best weights so far, a self-describing checkpoint (checkpoint.py)
+    state.pt         the full training state for --resume (rewritten every checkpoint_every)
+    result.json      written last: best_epoch, valid, test, seconds, stop_reason, ...
+    embeddings.npz   the final user/item vectors with their external ids
+    failed.json      a sweep run that diverged (error, seconds)
+    sweep.json       a sweep run's point, labels, point id and seed (what plots need beyond
+                     config.json)
+
+Every file except history.jsonl is written atomically (a temp file `.<name>.*.tmp` beside it,
+then a rename), so a reader never sees half a file; a process killed mid-write leaves only the
+temp file, which `clear_temp` removes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+CONFIG = "config.json"
+HISTORY = "history.jsonl"
+RESULT = "result.json"
+MODEL = "model.pt"
+STATE = "state.pt"
+EMBEDDINGS = "embeddings.npz"
+FAILED = "failed.json"
+SWEEP = "sweep.json"
+
+HEAVY = (STATE, MODEL, EMBEDDINGS)
+"""The large files: a sweep removes them after a finished run unless asked to keep them
+(reports and plots need only the JSON files)."""
+
+TRAINING_STATE = (HISTORY, RESULT, MODEL, STATE, EMBEDDINGS, FAILED)
+"""What a fresh run replaces: `create(..., overwrite=True)` removes these (config.json is
+rewritten; other files, e.g. sweep.json, stay)."""
+
+STATUSES = ("done", "failed", "resumable", "pending")
+
+_SECTIONS = ("data", "model", "sampler", "loss", "train", "eval")
+
+
+def atomic_write(path: str | Path, write: Callable[[str], Any]) -> None:
+    """Call write(tmp_path), then rename over `path`: readers never see a half-written file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: str | Path, obj) -> None:
+    """`obj` as indented JSON, atomically."""
+    def w(tmp):
+        with open(tmp, "w") as fh:
+            json.dump(obj, fh, indent=2)
+            fh.write("\n")
+    atomic_write(path, w)
+
+
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def default_name(exp, when: float | None = None) -> str:
+    """`<data>-<model>-<method>-s<seed>-<YYYYmmdd-HHMMSS>`: the folder name `softbpr train`
+    uses under runs/ when no --out is given (`when`: seconds since the epoch, default now)."""
+    data = Path(exp.data.data).name or "data"
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
+    return f"{data}-{exp.model.name}-{exp.method}-s{exp.train.seed}-{stamp}"
+
+
+class RunDir:
+    """One run directory (it need not exist yet). Paths are properties; reads return None (or
+    []) for a missing file; writes are atomic except `append_history`."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, RunDir) and self.path == other.path
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    # -- file paths ---------------------------------------------------------------------------
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def history_path(self) -> Path:
+        return self.path / HISTORY
+
+    @property
+    def result_path(self) -> Path:
+        return self.path / RESULT
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / MODEL
+
+    @property
+    def state_path(self) -> Path:
+        return self.path / STATE
+
+    @property
+    def embeddings_path(self) -> Path:
+        return self.path / EMBEDDINGS
+
+    @property
+    def failed_path(self) -> Path:
+        return self.path / FAILED
+
+    @property
+    def sweep_path(self) -> Path:
+        return self.path / SWEEP
+
+    # -- state --------------------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        return self.path.is_dir()
+
+    def is_empty(self) -> bool:
+        """True when the folder is missing or holds nothing."""
+        return not self.exists() or not any(self.path.iterdir())
+
+    def is_run(self) -> bool:
+        """Has config.json: training started here."""
+        return self.config_path.exists()
+
+    def is_finished(self) -> bool:
+        """Has result.json: training finished and the test metrics are written."""
+        return self.result_path.exists()
+
+    def is_failed(self) -> bool:
+        return self.failed_path.exists()
+
+    def has_state(self) -> bool:
+        return self.state_path.exists()
+
+    def status(self) -> str:
+        """done (result.json) | failed (failed.json) | resumable (config.json + state.pt) |
+        pending (anything else, including a missing folder)."""
+        if self.is_finished():
+            return "done"
+        if self.is_failed():
+            return "failed"
+        if self.has_state() and self.is_run():
+            return "resumable"
+        return "pending"
+
+    def check_new(self, overwrite: bool = False) -> None:
+        """Raise FileExistsError unless the folder is missing or empty (or `overwrite`)."""
+        if not overwrite and not self.is_empty():
+            raise FileExistsError(f"{self.path} exists and is not empty; choose another --out "
+                                  "or pass --overwrite")
+
+    def create(self, config: dict, overwrite: bool = False) -> RunDir:
+        """Start a run: mkdir, config.json and an empty history.jsonl.
+
+        A non-empty folder is refused unless `overwrite`; then the old training state (history,
+        result, model, state, embeddings, failed.json, temp files) is removed first, so nothing
+        of an earlier run can be mistaken for this one's. Other files (sweep.json) stay.
+        """
+        self.check_new(overwrite)
+        self.path.mkdir(parents=True, exist_ok=True)
+        for f in TRAINING_STATE:
+            (self.path / f).unlink(missing_ok=True)
+        self.clear_temp()
+        write_json(self.config_path, config)
+        self.history_path.write_text("")
+        return self
+
+    def clear_temp(self) -> list[Path]:
+        """Remove temp files left by a process killed mid-write (their targets are intact)."""
+        gone = sorted(self.path.glob(".*.tmp")) if self.exists() else []
+        for tmp in gone:
+            tmp.unlink()
+        return gone
+
+    def remove_heavy(self, keep: Iterable[str] = ()) -> None:
+        """Delete state.pt, model.pt and embeddings.npz, except the names in `keep`."""
+        for f in HEAVY:
+            if f not in keep:
+                (self.path / f).unlink(missing_ok=True)
+
+    # -- config -------------------------------------------------------------------------------
+
+    def read_config(self) -> dict:
+        if not self.is_run():
+            raise FileNotFoundError(f"{self.config_path}: not a run directory (no {CONFIG})")
+        return json.loads(self.config_path.read_text())
+
+    def experiment(self):
+        """The run's `Experiment`, rebuilt (and validated) from config.json."""
+        from .config import Experiment
+
+        cfg = self.read_config()
+        return Experiment.from_dict({k: cfg[k] for k in _SECTIONS if k in cfg})
+
+    # -- history ------------------------------------------------------------------------------
+
+    def append_history(self, row: dict) -> None:
+        """One epoch row; flushed at once, so a killed run keeps every finished epoch."""
+        with open(self.history_path, "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+
+    def read_history(self) -> list[dict]:
+        """Every epoch row ([] when absent); a torn last line (killed mid-write) is skipped."""
+        if not self.history_path.exists():
+            return []
+        lines = [x for x in self.history_path.read_text().splitlines() if x.strip()]
+        rows = []
+        for n, line in enumerate(lines):
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                if n != len(lines) - 1:
+                    raise ValueError(f"{self.history_path}: line {n + 1} is not JSON") from None
+        return rows
+
+    def n_epochs(self) -> int:
+        """Number of history rows (0 when there is none)."""
+        return len(self.read_history())
+
+    def truncate_history(self, before_epoch: int) -> list[dict]:
+        """Keep only the rows of epochs < before_epoch (a run killed after writing a row but
+        before saving its state resumes from the state); returns the rows kept."""
+        rows = [r for r in self.read_history() if r["epoch"] < before_epoch]
+        atomic_write(self.history_path, lambda tmp: Path(tmp).write_text(
+            "".join(json.dumps(r) + "\n" for r in rows)))
+        return rows
+
+    # -- result, failure, sweep info ----------------------------------------------------------
+
+    def write_result(self, d: dict) -> None:
+        write_json(self.result_path, d)
+
+    def read_result(self) -> dict | None:
+        return _read_json(self.result_path)
+
+    def write_failed(self, d: dict) -> None:
+        write_json(self.failed_path, d)
+
+    def read_failed(self) -> dict | None:
+        return _read_json(self.failed_path)
+
+    def clear_failed(self) -> None:
+        self.failed_path.unlink(missing_ok=True)
+
+    def write_sweep_info(self, d: dict) -> None:
+        write_json(self.sweep_path, d)
+
+    def read_sweep_info(self) -> dict | None:
+        return _read_json(self.sweep_path)
+
+    # -- training state -----------------------------------------------------------------------
+
+    def save_state(self, obj: dict) -> None:
+        """state.pt (torch.save), atomically: a kill mid-write keeps the previous state."""
+        import torch
+
+        atomic_write(self.state_path, lambda tmp: torch.save(obj, tmp))
+
+    def load_state(self) -> dict:
+        """state.pt on the CPU. It holds RNG states and optimizer state (not only tensors), so
+        it is loaded with weights_only=False: resume only runs you trust."""
+        import torch
+
+        if not self.has_state():
+            raise FileNotFoundError(f"cannot resume: {self.state_path} does not exist")
+        return torch.load(self.state_path, map_location="cpu", weights_only=False)
+
+
+def find_runs(paths: str | Path | Iterable[str | Path]) -> list[RunDir]:
+    """Every run directory (config.json + history.jsonl) at or under `paths` (a file stands for
+    its folder), sorted per path, without duplicates."""
+    found: list[Path] = []
+    for p in ([paths] if isinstance(paths, (str, Path)) else paths):
+        p = Path(p)
+        if p.is_file():
+            p = p.parent
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: no such folder")
+        found += sorted(h.parent for h in p.rglob(HISTORY) if (h.parent / CONFIG).exists())
+    return [RunDir(d) for d in dict.fromkeys(found)]
+
+
+__all__ = [
+    "CONFIG",
+    "EMBEDDINGS",
+    "FAILED",
+    "HEAVY",
+    "HISTORY",
+    "MODEL",
+    "RESULT",
+    "STATE",
+    "SWEEP",
+    "RunDir",
+    "atomic_write",
+    "default_name",
+    "find_runs",
+    "write_json",
+]

@@ -1,0 +1,141 @@
+"""RunDir: the run-directory format (file names, atomic writes, status, history, naming)."""
+
+import json
+import time
+
+import pytest
+import torch
+
+from softbpr.config import Experiment, with_updates
+from softbpr.rundir import (
+    HEAVY,
+    RunDir,
+    atomic_write,
+    default_name,
+    find_runs,
+    write_json,
+)
+
+
+def _exp():
+    return with_updates(Experiment(), data="synthetic-small", preset="sdns", seed=7, dim=8)
+
+
+def test_create_writes_config_and_empty_history(tmp_path):
+    rd = RunDir(tmp_path / "a" / "run")
+    assert not rd.exists() and rd.is_empty() and rd.status() == "pending"
+    exp = _exp()
+    rd.create({**exp.to_dict(), "device": "cpu"})
+    assert rd.is_run() and not rd.is_finished() and not rd.has_state()
+    assert rd.read_config()["device"] == "cpu"
+    assert rd.history_path.read_text() == ""
+    assert rd.experiment() == exp  # extra keys (device) are not part of the experiment
+
+
+def test_create_refuses_a_non_empty_folder_and_overwrite_clears_training_state(tmp_path):
+    rd = RunDir(tmp_path / "run")
+    rd.create({"x": 1})
+    rd.append_history({"epoch": 1})
+    for f in HEAVY:
+        (rd.path / f).write_text("old")
+    rd.write_result({"best_epoch": 1})
+    rd.write_failed({"error": "nan"})
+    rd.write_sweep_info({"point_id": "p"})
+    (rd.path / ".state.pt.abc.tmp").write_text("torn")
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        rd.create({"x": 2})
+    assert rd.read_config() == {"x": 1}
+    rd.create({"x": 2}, overwrite=True)
+    assert rd.read_config() == {"x": 2}
+    assert rd.read_history() == [] and rd.read_result() is None and rd.read_failed() is None
+    assert not any((rd.path / f).exists() for f in HEAVY)
+    assert not list(rd.path.glob(".*.tmp"))
+    assert rd.read_sweep_info() == {"point_id": "p"}  # not training state: kept
+    assert rd.status() == "pending"
+
+
+def test_status(tmp_path):
+    rd = RunDir(tmp_path / "r")
+    assert rd.status() == "pending"
+    rd.create({})
+    assert rd.status() == "pending"
+    rd.save_state({"epoch": 3, "t": torch.ones(2)})
+    assert rd.status() == "resumable"
+    assert rd.load_state()["epoch"] == 3
+    rd.write_failed({"error": "nan"})
+    assert rd.status() == "failed"
+    rd.clear_failed()
+    rd.write_result({"best_epoch": 3})
+    assert rd.status() == "done" and rd.read_result() == {"best_epoch": 3}
+    # a state without config.json is not a run that can be resumed
+    other = RunDir(tmp_path / "s")
+    other.path.mkdir()
+    other.save_state({"epoch": 1})
+    assert other.status() == "pending"
+
+
+def test_load_state_without_one_says_so(tmp_path):
+    with pytest.raises(FileNotFoundError, match="cannot resume"):
+        RunDir(tmp_path).load_state()
+
+
+def test_history_append_read_torn_line_and_truncate(tmp_path):
+    rd = RunDir(tmp_path).create({})
+    for e in (1, 2, 3):
+        rd.append_history({"epoch": e, "loss": 1.0 / e})
+    assert [r["epoch"] for r in rd.read_history()] == [1, 2, 3] and rd.n_epochs() == 3
+    with open(rd.history_path, "a") as fh:
+        fh.write('{"epoch": 4, "lo')  # killed mid-write
+    assert [r["epoch"] for r in rd.read_history()] == [1, 2, 3]
+    kept = rd.truncate_history(3)
+    assert [r["epoch"] for r in kept] == [1, 2]
+    assert [json.loads(x)["epoch"] for x in rd.history_path.read_text().splitlines()] == [1, 2]
+    rd.history_path.write_text('{"epoch": 1}\nnot json\n{"epoch": 3}\n')
+    with pytest.raises(ValueError, match="line 2"):
+        rd.read_history()
+
+
+def test_atomic_write_keeps_the_target_on_failure(tmp_path):
+    p = tmp_path / "f.json"
+    write_json(p, {"a": 1})
+
+    def boom(tmp):
+        with open(tmp, "w") as fh:
+            fh.write("half")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(p, boom)
+    assert json.loads(p.read_text()) == {"a": 1}
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["f.json"]
+
+
+def test_clear_temp_and_remove_heavy(tmp_path):
+    rd = RunDir(tmp_path).create({})
+    (tmp_path / ".model.pt.x1.tmp").write_text("")
+    (tmp_path / "keep.tmp").write_text("")  # not a hidden temp file of ours
+    assert [p.name for p in rd.clear_temp()] == [".model.pt.x1.tmp"]
+    assert (tmp_path / "keep.tmp").exists()
+    for f in HEAVY:
+        (tmp_path / f).write_text("x")
+    rd.remove_heavy(keep=("model.pt",))
+    assert sorted(f for f in HEAVY if (tmp_path / f).exists()) == ["model.pt"]
+
+
+def test_default_name():
+    exp = _exp()
+    t = time.mktime((2026, 3, 4, 5, 6, 7, 0, 0, -1))
+    assert default_name(exp, t) == "synthetic-small-lightgcn-sdns-s7-20260304-050607"
+
+
+def test_find_runs(tmp_path):
+    a = RunDir(tmp_path / "s" / "runs" / "a").create({})
+    b = RunDir(tmp_path / "s" / "runs" / "b").create({})
+    (tmp_path / "s" / "runs" / "c").mkdir()  # no config.json: not a run
+    (tmp_path / "s" / "runs" / "c" / "history.jsonl").write_text("")
+    res = tmp_path / "s" / "results.jsonl"
+    res.write_text("")
+    assert find_runs(tmp_path / "s") == [a, b]
+    assert find_runs([res, a.path]) == [a, b]  # a file stands for its folder; no duplicates
+    with pytest.raises(FileNotFoundError):
+        find_runs(tmp_path / "missing")
