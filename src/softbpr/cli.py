@@ -380,6 +380,9 @@ def _add_data_commands(sub) -> None:
     i = dsub.add_parser("info", help="the Table 1 row (users, items, interactions, density)")
     i.add_argument("path", metavar="DIR|PATH")
     i.add_argument("--json", action="store_true", help="print the whole summary as JSON")
+    from . import synth
+
+    synth.add_parser(dsub)
 
 
 def _data(args) -> int:
@@ -407,6 +410,10 @@ def _data(args) -> int:
         prepare(args.source, args.out, cfg, fmt=args.format, columns=args.columns,
                 name=args.name, overwrite=args.overwrite)
         return 0
+    if args.data_command == "synth":
+        from . import synth
+
+        return synth.run(args)
     if args.data_command == "info":
         s = info(args.path)
         if args.json:
