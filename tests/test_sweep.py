@@ -9,7 +9,16 @@ import pytest
 import softbpr.trainer as train_mod
 from softbpr.cli import main
 from softbpr.config import ConfigError
-from softbpr.sweep import expand, filter_runs, load_sweep, read_rows, run_sweep, status
+from softbpr.sweep import (
+    expand,
+    filter_runs,
+    load_sweep,
+    read_rows,
+    run_jobs,
+    run_sweep,
+    shard_command,
+    status,
+)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -312,6 +321,32 @@ def test_shards_split_the_runs_and_jobs_run_them_all(tmp_path, tiny_folder, caps
     rows = read_rows(tmp_path / "o" / "results.jsonl")
     assert sorted(r["run"] for r in rows) == sorted(f"runs/{n}" for n in names)
     assert all(r["status"] == "ok" and r["stop_reason"] == "epochs" for r in rows)
+
+
+def test_shard_command_passes_every_option_explicitly(tmp_path):
+    cmd = shard_command(tmp_path / "s.toml", 2, 3, quick=True, seeds=[1, 2],
+                        overrides=["device=cpu", "lr=0.01"], only=["preset=sdns"],
+                        out=tmp_path / "o", best=True, retry_failed=True, verbose=True,
+                        budget_minutes=1.5)
+    assert cmd[1:] == ["-m", "softbpr", "sweep", str(tmp_path / "s.toml"), "--quick",
+                       "--seeds", "1,2", "--set", "device=cpu", "--set", "lr=0.01", "--only",
+                       "preset=sdns", "--out", str(tmp_path / "o"), "--best", "--retry-failed",
+                       "--verbose", "--budget", "1.5", "--shard", "2/3"]
+    assert shard_command("s.toml", 1, 2)[3:] == ["sweep", "s.toml", "--shard", "1/2"]
+
+
+def test_run_jobs_runs_each_shard_in_a_subprocess(tmp_path, tiny_folder):
+    f = write_sweep(tmp_path / "s.toml", tiny_folder, tmp_path / "o", GRID)
+    lines: list[str] = []
+    code = run_jobs(f, 2, tmp_path / "o" / "results.jsonl", log=lines.append,
+                    only=["preset=rns"], overrides=["epochs=1"])
+    assert code == 0
+    assert any(x.startswith("[job 1] ") for x in lines)
+    assert any(x.startswith("[job 2] ") for x in lines)
+    assert "exit codes [0, 0]" in lines[-1]
+    rows = read_rows(tmp_path / "o" / "results.jsonl")
+    assert sorted(r["point"]["lr"] for r in rows) == [0.005, 0.01]  # one run per shard
+    assert all(r["method"] == "rns" and r["epochs"] == 1 for r in rows)
 
 
 def test_budget_caps_each_run_and_leaves_the_rest_pending(tmp_path, tiny_folder):

@@ -50,6 +50,7 @@ from itertools import product
 from pathlib import Path
 
 from .config import FLAT, SECTIONS, ConfigError, Experiment, build, merge
+from .rundir import RunDir
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -62,13 +63,17 @@ QUICK: dict = {"data": "synthetic-small", "epochs": 2, "eval_every": 1, "patienc
 study runs in seconds (CI). The data section is reset first, so dataset-specific keys (format,
 columns, split) do not leak onto the synthetic data."""
 
-HEAVY = ("state.pt", "model.pt", "embeddings.npz")
-"""Run files removed after a finished run unless listed in [sweep] keep: a sweep has hundreds of
-runs and plots/reports need only config.json, history.jsonl and result.json."""
+RESULTS = "results.jsonl"
+"""The sweep folder's table of finished runs (one JSON row per run); runs are in <out>/runs/.
+After a finished run its heavy files (rundir.HEAVY) are removed unless listed in [sweep] keep:
+a sweep has hundreds of runs and plots/reports need only the JSON files."""
 
 # keys that do not change what is learned: left out of a point's identity (its hash)
 _NOT_IDENTITY = {("train", "seed"), ("train", "device"), ("train", "checkpoint_every"),
                  ("eval", "batch_users")}
+# Run-name prefixes. Run names are part of the on-disk format (a rerun finds its finished runs
+# by name), so these are frozen here rather than derived from display labels (α, λ, ...):
+# changing one would rename, and rerun, every existing run of a sweep.
 _SHORT = {"pool_size": "H", "alpha": "a", "preset": "", "model": "", "sampler": "", "loss": ""}
 _INV_FLAT = {v: k for k, v in FLAT.items()}
 
@@ -217,13 +222,18 @@ def _identity(nested: dict) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:8]
 
 
-def flat_config(exp: Experiment) -> dict:
-    """Every config field by its flat name (data, model, preset-free sampler/loss, lr, ...)."""
-    d = exp.to_dict()
-    out = {_INV_FLAT[(s, k)]: v for s in SECTIONS for k, v in d[s].items()
+def flatten(cfg: dict) -> dict:
+    """A nested config (Experiment.to_dict(), or a run's config.json) by flat names (data, model,
+    sampler, loss, lr, pool_size, ..., method); sections or keys it lacks are left out."""
+    out = {_INV_FLAT[(s, k)]: v for s in SECTIONS for k, v in cfg.get(s, {}).items()
            if (s, k) in _INV_FLAT}
-    out["method"] = d["method"]
+    out["method"] = cfg.get("method")
     return out
+
+
+def flat_config(exp: Experiment) -> dict:
+    """Every config field of `exp` by its flat name (see flatten)."""
+    return flatten(exp.to_dict())
 
 
 def expand(sw: Sweep, origin: str = "sweep") -> list[RunSpec]:
@@ -303,16 +313,17 @@ def read_rows(path: Path) -> list[dict]:
     return rows
 
 
+def results_path(sw: Sweep) -> Path:
+    return sw.out / RESULTS
+
+
+def run_dir(sw: Sweep, spec: RunSpec) -> RunDir:
+    return RunDir(sw.out / "runs" / spec.name)
+
+
 def status(sw: Sweep, spec: RunSpec) -> str:
-    """done | failed | resumable | pending."""
-    rd = sw.out / "runs" / spec.name
-    if (rd / "result.json").exists():
-        return "done"
-    if (rd / "failed.json").exists():
-        return "failed"
-    if (rd / "state.pt").exists() and (rd / "config.json").exists():
-        return "resumable"
-    return "pending"
+    """done | failed | resumable | pending (RunDir.status)."""
+    return run_dir(sw, spec).status()
 
 
 def _row(sw: Sweep, spec: RunSpec, res: dict, epochs: int, state: str, error=None) -> dict:
@@ -323,11 +334,6 @@ def _row(sw: Sweep, spec: RunSpec, res: dict, epochs: int, state: str, error=Non
             "best_epoch": res.get("best_epoch"), "valid": res.get("valid", {}),
             "test": res.get("test", {}), "seconds": res.get("seconds"), "epochs": epochs,
             "stop_reason": res.get("stop_reason"), "status": state, **({"error": error} if error else {})}
-
-
-def _epochs(rd: Path) -> int:
-    h = rd / "history.jsonl"
-    return sum(1 for x in h.read_text().splitlines() if x.strip()) if h.exists() else 0
 
 
 def run_sweep(sw: Sweep, specs: list[RunSpec], log: Callable[[str], None] = print,
@@ -345,9 +351,8 @@ def run_sweep(sw: Sweep, specs: list[RunSpec], log: Callable[[str], None] = prin
     from .split import load_split
     from .trainer import TrainingDiverged, fit
 
-    runs_dir = sw.out / "runs"
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    results = sw.out / "results.jsonl"
+    (sw.out / "runs").mkdir(parents=True, exist_ok=True)
+    results = results_path(sw)
     have = {r.get("run") for r in read_rows(results)}
     new: list[dict] = []
     cached = (None, None)  # (DataConfig, Split): consecutive runs on one dataset load it once
@@ -359,23 +364,17 @@ def run_sweep(sw: Sweep, specs: list[RunSpec], log: Callable[[str], None] = prin
         have.add(row["run"])
         new.append(row)
 
-    def tidy(rd: Path) -> None:
-        for f in HEAVY:
-            if f not in sw.keep and (rd / f).exists():
-                (rd / f).unlink()
-
     for n, spec in enumerate(specs, 1):
-        rd = runs_dir / spec.name
+        rd = run_dir(sw, spec)
         tag = f"[{n}/{len(specs)}] {spec.name}"
         st = status(sw, spec)
         if st == "done" or (st == "failed" and not retry_failed):
             if f"runs/{spec.name}" not in have:  # killed between result.json and the row
-                fname = "result.json" if st == "done" else "failed.json"
-                res = json.loads((rd / fname).read_text())
-                append(_row(sw, spec, res, _epochs(rd), "ok" if st == "done" else "diverged",
+                res = rd.read_result() if st == "done" else rd.read_failed()
+                append(_row(sw, spec, res, rd.n_epochs(), "ok" if st == "done" else "diverged",
                             res.get("error")))
             if st == "done":
-                tidy(rd)
+                rd.remove_heavy(sw.keep)
             log(f"{tag}: {st}, skipped")
             continue
         exp = spec.exp
@@ -385,36 +384,32 @@ def run_sweep(sw: Sweep, specs: list[RunSpec], log: Callable[[str], None] = prin
                 log(f"{tag}: sweep budget of {budget_minutes:g} min spent; left pending")
                 continue
             if st == "resumable":  # time_limit counts the run's earlier sessions too
-                import torch
-
-                left += torch.load(rd / "state.pt", map_location="cpu",
-                                   weights_only=False).get("elapsed", 0.0) / 60.0
+                left += rd.load_state().get("elapsed", 0.0) / 60.0
             if not exp.train.time_limit or exp.train.time_limit > left:
                 exp = dataclasses.replace(exp, train=dataclasses.replace(exp.train,
                                                                          time_limit=left))
         if st == "failed":
-            (rd / "failed.json").unlink()
+            rd.clear_failed()
         if cached[0] != spec.exp.data:
             cached = (spec.exp.data, load_split(spec.exp.data, log if verbose else lambda m: None))
-        rd.mkdir(parents=True, exist_ok=True)
+        rd.path.mkdir(parents=True, exist_ok=True)
         # sweep.json: what plots need beyond config.json (the point, its labels and id)
-        (rd / "sweep.json").write_text(json.dumps(
-            {"study": sw.name, "point_id": spec.point_id, "point": spec.point,
-             "labels": spec.labels, "seed": spec.seed}) + "\n")
+        rd.write_sweep_info({"study": sw.name, "point_id": spec.point_id, "point": spec.point,
+                             "labels": spec.labels, "seed": spec.seed})
         t0 = time.perf_counter()
         try:
-            run = fit(exp, split=cached[1], out_dir=rd, progress=False,
+            run = fit(exp, split=cached[1], out_dir=rd.path, progress=False,
                       log=log if verbose else (lambda m: None), resume=st == "resumable")
         except TrainingDiverged as e:
             res = {"error": str(e), "seconds": round(time.perf_counter() - t0, 3)}
-            (rd / "failed.json").write_text(json.dumps(res) + "\n")
-            append(_row(sw, spec, res, _epochs(rd), "diverged", str(e)))
-            tidy(rd)
+            rd.write_failed(res)
+            append(_row(sw, spec, res, rd.n_epochs(), "diverged", str(e)))
+            rd.remove_heavy(sw.keep)
             log(f"{tag}: diverged ({e})")
             continue
         row = _row(sw, spec, run.result(), len(run.history), "ok")
         append(row)
-        tidy(rd)
+        rd.remove_heavy(sw.keep)
         m = spec.exp.eval.metric
         k = max(spec.exp.eval.topk)
         log(f"{tag}: valid {m} {run.valid.get(m, float('nan')):.4f} | test recall@{k} "
@@ -423,17 +418,90 @@ def run_sweep(sw: Sweep, specs: list[RunSpec], log: Callable[[str], None] = prin
     return new
 
 
+def shard_command(file: str | Path, k: int, n: int, *, quick: bool = False, seeds=None,
+                  overrides=(), only=(), out: str | Path | None = None, best: bool = False,
+                  retry_failed: bool = False, verbose: bool = False,
+                  budget_minutes: float = 0.0) -> list[str]:
+    """The `python -m softbpr sweep ... --shard k/n` command line of one shard: the sweep given
+    by the same options as `softbpr sweep` (overrides and only: "KEY=VALUE" strings as given to
+    --set and --only; seeds: ints)."""
+    cmd = [sys.executable, "-m", "softbpr", "sweep", str(file)]
+    cmd += ["--quick"] if quick else []
+    cmd += ["--seeds", ",".join(str(int(x)) for x in seeds)] if seeds is not None else []
+    for a in overrides:
+        cmd += ["--set", a]
+    for a in only:
+        cmd += ["--only", a]
+    cmd += ["--out", str(out)] if out is not None else []
+    cmd += ["--best"] if best else []
+    cmd += ["--retry-failed"] if retry_failed else []
+    cmd += ["--verbose"] if verbose else []
+    cmd += ["--budget", repr(float(budget_minutes))] if budget_minutes else []
+    return cmd + ["--shard", f"{k}/{n}"]
+
+
+def run_jobs(file: str | Path, jobs: int, results: Path | None = None,
+             log: Callable[[str], None] = lambda m: print(m, end="", flush=True),
+             **options) -> int:
+    """Run a sweep as `jobs` subprocesses at once, shard k/jobs each (e.g. several runs sharing
+    one GPU); returns the exit code of the worst shard.
+
+    `options` are those of `shard_command` (the sweep's --quick, --seeds, --set, ...). Each
+    shard's output lines reach `log` prefixed with "[job k] ". OMP_NUM_THREADS defaults to 1 in
+    each shard: N processes with one thread per core each would oversubscribe the CPUs. The
+    shards share results.jsonl, appending one line per run; Ctrl-C terminates them all (their
+    runs keep their state.pt and resume on the next call).
+    """
+    import os
+    import subprocess
+    import threading
+
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+    env = {**os.environ}
+    env.setdefault("OMP_NUM_THREADS", "1")
+    procs = [subprocess.Popen(shard_command(file, k, jobs, **options), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, env=env)
+             for k in range(1, jobs + 1)]
+
+    def relay(k: int, p) -> None:
+        for line in p.stdout:
+            log(f"[job {k}] {line}")
+
+    threads = [threading.Thread(target=relay, args=(k, p), daemon=True)
+               for k, p in enumerate(procs, 1)]
+    for t in threads:
+        t.start()
+    try:
+        codes = [p.wait() for p in procs]
+    except KeyboardInterrupt:
+        for p in procs:
+            p.terminate()
+        codes = [p.wait() for p in procs]
+    for t in threads:
+        t.join()
+    where = f"; results: {results}" if results is not None else ""
+    log(f"{jobs} jobs finished (exit codes {codes}){where}\n")
+    return max(codes, key=abs)
+
+
 __all__ = [
     "QUICK",
+    "RESULTS",
     "RunSpec",
     "Sweep",
     "expand",
     "filter_runs",
     "flat_config",
+    "flatten",
     "load_sweep",
     "parse_assignments",
     "parse_value",
     "read_rows",
+    "results_path",
+    "run_dir",
+    "run_jobs",
     "run_sweep",
+    "shard_command",
     "status",
 ]
