@@ -54,3 +54,80 @@ def test_round_trip_and_updates():
     assert Experiment.from_dict(e.to_dict()) == e
     d = with_updates(e, preset="dns")
     assert d.method == "dns" and d.loss.alpha == 0.0 and d.eval.topk == (10, 20)
+
+
+# The flat names are a public interface (TOML keys, sweep grids, CLI flags): none may disappear.
+OLD_FLAT = {
+    "data": ("data", "data"), "format": ("data", "format"), "split": ("data", "split"),
+    "columns": ("data", "columns"), "kcore": ("data", "kcore"),
+    "valid_ratio": ("data", "valid_ratio"), "test_ratio": ("data", "test_ratio"),
+    "data_seed": ("data", "seed"), "model": ("model", "name"), "dim": ("model", "dim"),
+    "layers": ("model", "layers"), "init": ("model", "init"),
+    "mess_dropout": ("model", "mess_dropout"), "node_dropout": ("model", "node_dropout"),
+    "ngcf_variant": ("model", "ngcf_variant"), "sampler": ("sampler", "name"),
+    "pool_size": ("sampler", "pool_size"), "temperature": ("sampler", "temperature"),
+    "gen_dim": ("sampler", "gen_dim"), "gen_lr": ("sampler", "gen_lr"),
+    "gen_samples": ("sampler", "gen_samples"), "gen_epochs": ("sampler", "gen_epochs"),
+    "gen_pretrain_epochs": ("sampler", "gen_pretrain_epochs"), "loss": ("loss", "name"),
+    "alpha": ("loss", "alpha"), "eps": ("loss", "eps"), "adv_weight": ("loss", "adv_weight"),
+    "lr": ("train", "lr"), "reg": ("train", "reg"), "batch_size": ("train", "batch_size"),
+    "epochs": ("train", "epochs"), "eval_every": ("train", "eval_every"),
+    "patience": ("train", "patience"), "checkpoint_every": ("train", "checkpoint_every"),
+    "seed": ("train", "seed"), "device": ("train", "device"),
+    "max_batches": ("train", "max_batches"), "time_limit": ("train", "time_limit"),
+    "topk": ("eval", "topk"), "metric": ("eval", "metric"), "batch_users": ("eval", "batch_users"),
+}
+
+
+def test_flat_names_are_derived_and_complete():
+    from dataclasses import fields
+
+    from softbpr.config import FLAT, SECTIONS
+
+    assert OLD_FLAT.items() <= FLAT.items()
+    assert sorted(FLAT.values()) == sorted((s, f.name) for s, c in SECTIONS.items()
+                                           for f in fields(c))
+    assert load(overrides={"data_seed": 7, "seed": 8}).data.seed == 7
+
+
+@pytest.mark.parametrize("section,key,bad,msg", [
+    ("train", "time_limit", -1, r"train\.time_limit must be >= 0, got -1"),
+    ("train", "lr", 0, r"train\.lr must be > 0"),
+    ("data", "valid_ratio", 1.0, r"data\.valid_ratio must be in \[0, 1\)"),
+    ("sampler", "temperature", 0.0, r"sampler\.temperature must be > 0"),
+    ("model", "init", "zeros", r"model\.init = 'zeros' is not one of: xavier, normal"),
+    ("eval", "topk", (0, 20), r"eval\.topk must be >= 1"),
+    ("sampler", "gen_epochs", 1.5, r"sampler\.gen_epochs must be int, got 1\.5"),
+    ("train", "epochs", True, r"train\.epochs must be int"),  # bool is no count
+])
+def test_bounds_and_types_come_from_the_field(section, key, bad, msg):
+    from softbpr.config import SECTIONS
+
+    with pytest.raises(ConfigError, match=msg):  # from Python ...
+        SECTIONS[section](**{key: bad})
+    with pytest.raises(ConfigError, match=msg):  # ... and from a file or flag alike
+        load(overrides={section: {key: bad}})
+
+
+def test_python_api_gets_real_types():
+    from softbpr.config import EvalConfig, LossConfig, TrainConfig
+
+    assert TrainConfig(lr=1).lr == 1.0 and isinstance(TrainConfig(lr=1).lr, float)
+    assert EvalConfig(topk=[10, "20"], metric="recall@10").topk == (10, 20)
+    assert LossConfig(alpha=None).alpha == 0.9 and LossConfig(name="bpr").alpha == 0.0
+
+
+def test_alpha_default_is_stated_once():
+    from softbpr.config import DEFAULT_ALPHA, field_of
+
+    assert load().loss.alpha == DEFAULT_ALPHA
+    assert load(overrides={"loss": "mixed_bpr"}).loss.alpha == DEFAULT_ALPHA
+    assert str(DEFAULT_ALPHA) in field_of("alpha").metadata["default_text"]
+
+
+def test_labels():
+    from softbpr.config import label
+
+    assert (label("pool_size"), label("alpha"), label("reg"), label("temperature")) == \
+        ("H", "α", "λ", "T")
+    assert label("batch_size") == "batch_size" and label("preset") == "preset"

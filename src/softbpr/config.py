@@ -1,19 +1,28 @@
-"""Typed, frozen experiment configuration; every default is visible here.
+"""Typed, frozen experiment configuration: every parameter is written once, here.
 
-An `Experiment` has six sections (data, model, sampler, loss, train, eval). A TOML file may set
-them as tables (``[train] lr = 1e-3``), by the flat names the CLI uses (``lr = 1e-3``,
-``pool_size = 32``), or pick a `preset` (a sampler + loss pair). Precedence, lowest first:
-defaults < preset < explicit keys; CLI flags are applied after the file in the same way.
-Unknown keys raise `ConfigError` naming the key and the closest valid one.
+An `Experiment` has six sections (data, model, sampler, loss, train, eval). Each parameter is
+one dataclass field whose `param(...)` metadata carries its one-line help, bounds, choices and
+display label; the docstring under it is the long help. Everything else is derived from the
+fields: validation (`__post_init__`), the flat names (`FLAT`) that TOML files, sweeps and the
+CLI use, the `softbpr train` flags and their `--help` defaults (cli/train.py), and `label()`.
+
+A TOML file may set the sections as tables (``[train] lr = 1e-3``), by flat name
+(``lr = 1e-3``, ``pool_size = 32``), or pick a `preset` (a sampler + loss pair). Precedence,
+lowest first: defaults < preset < explicit keys; CLI flags are applied after the file in the same
+way. Unknown keys raise `ConfigError` naming the key and the closest valid one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import sys
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields, replace
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -25,77 +34,110 @@ class ConfigError(ValueError):
     """A bad configuration key or value; the message names it."""
 
 
-def _choice(section: str, key: str, value, choices) -> None:
-    if value not in choices:
-        raise ConfigError(f"{section}.{key} = {value!r} is not one of: {', '.join(choices)}")
+def param(default, help: str, *, choices: tuple[str, ...] | None = None, ge=None, gt=None,
+          le=None, lt=None, label: str | None = None, default_text: str | None = None):
+    """A config field: its default, one line of help, and what `__post_init__` checks.
+
+    ge/gt/le/lt: inclusive/exclusive bounds; choices: the allowed strings; label: a short name
+    for tables and figures (see `label`); default_text: how --help shows a default that depends
+    on other fields (the field's default is then None)."""
+    meta = {"help": help, "choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt,
+            "label": label, "default_text": default_text}
+    return field(default=default, metadata={k: v for k, v in meta.items() if v is not None})
+
+
+# The names of the registered components. They are kept here (not imported) so that config
+# needs neither torch nor the component modules; tests/test_contracts.py checks that they equal
+# the keys of models.MODELS, samplers.SAMPLERS and losses.LOSSES.
+MODEL_NAMES = ("lightgcn", "ngcf", "mf")
+SAMPLER_NAMES = ("uniform", "dns", "mixgcf", "irgan", "advir")
+LOSS_NAMES = ("bpr", "soft_bpr", "mixed_bpr", "adv_bpr")
+GAN_SAMPLERS = ("irgan", "advir")
+NO_ALPHA_LOSSES = ("bpr", "adv_bpr")
+DEFAULT_ALPHA = 0.9
+"""α of soft_bpr / mixed_bpr when none is given (τ = 1-α = 0.1); bpr and adv_bpr have α = 0."""
+
+
+class _Section:
+    """Shared validation of the config sections, driven by each field's `param` metadata."""
+
+    SECTION: ClassVar[str]
+
+    def __post_init__(self):
+        hints = _hints(type(self))
+        for f in fields(self):
+            value = _coerce(self.SECTION, f.name, getattr(self, f.name), hints[f.name])
+            object.__setattr__(self, f.name, value)
+            _check(self.SECTION, f, value)
+        self._cross_check()
+
+    def _cross_check(self) -> None:
+        """Checks that involve several fields (the per-field ones come from the metadata)."""
 
 
 @dataclass(frozen=True)
-class DataConfig:
-    data: str = "synthetic"
+class DataConfig(_Section):
+    """Data: which interactions, and how they are split."""
+
+    SECTION: ClassVar[str] = "data"
+    data: str = param("synthetic", "built-in dataset (synthetic, synthetic-small) or a path")
     """Built-in dataset name (`synthetic`, `synthetic-small`) or a path (file or folder)."""
-    format: str = "auto"
+    format: str = param("auto", "file format",
+                        choices=("auto", "lightgcn", "csv", "recbole", "parquet"))
     """auto | lightgcn (folder with train.txt/test.txt[/valid.txt], or a *train* file) | csv (one
     delimited file: comma, TAB, '::', ';' or spaces) | recbole (.inter) | parquet."""
-    split: str = "auto"
+    split: str = param("auto", "auto: given for LightGCN folders, temporal when timestamps "
+                       "exist, else random", choices=("auto", "given", "temporal", "random"))
     """auto | given | temporal | random. auto: given for LightGCN folders, temporal when the
     data has timestamps (the paper's protocol), else random."""
-    columns: str = "user,item,timestamp"
+    columns: str = param("user,item,timestamp", "column names of a delimited file, e.g. "
+                         "user,item,rating,timestamp")
     """Column names of a delimited file in order (user, item, timestamp; others are ignored,
     e.g. ``user,item,rating,timestamp`` for MovieLens u.data). A header line overrides this."""
-    kcore: int = 0
+    kcore: int = param(0, "k-core filter on users and items (0/1 = off)", ge=0)
     """Drop users and items with fewer than k interactions, repeatedly (0/1 = off)."""
-    valid_ratio: float = 0.1
+    valid_ratio: float = param(0.1, "per-user validation share", ge=0.0, lt=1.0)
     """Per-user share of interactions held out for validation (temporal/random splits, and of
     train items when a given split has no valid file)."""
-    test_ratio: float = 0.1
+    test_ratio: float = param(0.1, "per-user test share", ge=0.0, lt=1.0)
     """Per-user share held out for test (temporal/random splits)."""
-    seed: int = 2024
+    seed: int = param(2024, "seed of the synthetic data and random splits")
     """Seed of the data: synthetic generation and random splits (kept apart from the training
     seed so that runs over several training seeds share one dataset)."""
 
-    def __post_init__(self):
-        _choice("data", "format", self.format, ("auto", "lightgcn", "csv", "recbole", "parquet"))
-        _choice("data", "split", self.split, ("auto", "given", "temporal", "random"))
-        for k in ("valid_ratio", "test_ratio"):
-            v = getattr(self, k)
-            if not 0.0 <= v < 1.0:
-                raise ConfigError(f"data.{k} must be in [0, 1), got {v}")
+    def _cross_check(self):
         if self.valid_ratio + self.test_ratio >= 1.0:
             raise ConfigError("data.valid_ratio + data.test_ratio must be < 1")
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    name: str = "lightgcn"
+class ModelConfig(_Section):
+    """Model: the recommender and its size."""
+
+    SECTION: ClassVar[str] = "model"
+    name: str = param("lightgcn", "the recommender", choices=MODEL_NAMES)
     """lightgcn | ngcf | mf."""
-    dim: int = 64
+    dim: int = param(64, "embedding size", ge=1, label="d")
     """Embedding size d (NGCF's pooled vectors are d * (layers + 1) wide)."""
-    layers: int = 3
+    layers: int = param(3, "LightGCN / NGCF propagation layers", ge=0, label="L")
     """Propagation layers L of LightGCN / NGCF (ignored by mf)."""
-    init: str = "xavier"
+    init: str = param("xavier", "embedding initialisation", choices=("xavier", "normal"))
     """xavier (uniform, as MixGCF's code) | normal (N(0, 0.1^2), as LightGCN-PyTorch)."""
-    mess_dropout: float = 0.0
+    mess_dropout: float = param(0.0, "ngcf: message dropout rate (NGCF's code: 0.1)",
+                                ge=0.0, lt=1.0)
     """NGCF message dropout on each layer's output, training only (0 = off, as MixGCF's README
     runs; the NGCF code uses 0.1)."""
-    node_dropout: float = 0.0
+    node_dropout: float = param(0.0, "ngcf: node (adjacency entry) dropout rate", ge=0.0, lt=1.0)
     """NGCF node dropout: share of propagation-matrix entries dropped per training pass (0 = off
     as in both reference READMEs; 0.1 when enabled there)."""
-    ngcf_variant: str = "original"
+    ngcf_variant: str = param("original", "ngcf: original (the NGCF authors' code) | mixgcf "
+                              "(MixGCF's port)", choices=("original", "mixgcf"))
     """original (the NGCF authors' code: D^-1 (A+I), one LeakyReLU per branch) | mixgcf
     (MixGCF's port: LightGCN's D^-1/2 A D^-1/2, one LeakyReLU on the sum). See models.NGCF."""
 
-    def __post_init__(self):
-        _choice("model", "name", self.name, ("lightgcn", "ngcf", "mf"))
-        _choice("model", "init", self.init, ("xavier", "normal"))
-        _choice("model", "ngcf_variant", self.ngcf_variant, ("original", "mixgcf"))
-        if self.dim < 1 or self.layers < 0:
-            raise ConfigError(f"model.dim must be >= 1 and model.layers >= 0, got "
-                              f"{self.dim}, {self.layers}")
+    def _cross_check(self):
         for k in ("mess_dropout", "node_dropout"):
             v = getattr(self, k)
-            if not 0.0 <= v < 1.0:
-                raise ConfigError(f"model.{k} must be in [0, 1), got {v}")
             if v and self.name != "ngcf":
                 raise ConfigError(f"model.{k} = {v} is only used by model 'ngcf' (model is "
                                   f"{self.name!r})")
@@ -108,50 +150,36 @@ class ModelConfig:
         return {}
 
 
-GAN_SAMPLERS = ("irgan", "advir")
-
-
 @dataclass(frozen=True)
-class SamplerConfig:
-    name: str = "dns"
+class SamplerConfig(_Section):
+    """Sampler: how negatives are drawn."""
+
+    SECTION: ClassVar[str] = "sampler"
+    name: str = param("dns", "negative sampler (overrides the preset)", choices=SAMPLER_NAMES)
     """uniform (RNS) | dns (H candidates, keep the highest-scored) | mixgcf (positive + hop
     mixing of H candidates: a synthetic negative) | irgan | advir (a generator samples the
     negative; see samplers.py)."""
-    pool_size: int = 16
+    pool_size: int = param(16, "dns/mixgcf: candidates per positive pair", ge=1, label="H")
     """H: candidates per positive pair for dns and mixgcf (the paper searches 8, 16, 32, 64;
     MixGCF's README uses 64 on Yelp2018, 32 on Alibaba, 16 on Amazon)."""
-    temperature: float = 0.2
+    temperature: float = param(0.2, "irgan/advir: negatives ~ softmax(generator score / T)",
+                               gt=0.0, label="T")
     """irgan/advir: negatives are drawn from softmax(generator score / temperature) over the
     user's non-train items (0.2 as IRGAN's code samples for the discriminator)."""
-    gen_dim: int = 64
+    gen_dim: int = param(64, "irgan/advir: generator embedding size", ge=1)
     """irgan/advir: generator (MF with item bias) embedding size (IRGAN's ML-100K code: 5)."""
-    gen_lr: float = 1e-3
+    gen_lr: float = param(1e-3, "irgan/advir: generator Adam learning rate", gt=0.0)
     """irgan/advir: Adam learning rate of the generator's policy-gradient steps."""
-    gen_samples: int = 2
+    gen_samples: int = param(2, "irgan/advir: generator draws per positive", ge=1)
     """irgan/advir: generator draws per positive in its policy-gradient epoch (IRGAN's code draws
     2 per positive)."""
-    gen_epochs: int = 1
+    gen_epochs: int = param(1, "irgan/advir: generator epochs between training epochs", ge=0)
     """irgan/advir: generator epochs (over all users) between two training epochs; IRGAN's code
     alternates 100 discriminator epochs and 50 generator epochs."""
-    gen_pretrain_epochs: int = 10
+    gen_pretrain_epochs: int = param(10, "irgan/advir: DNS pre-training epochs of the generator",
+                                     ge=0)
     """irgan/advir: epochs of DNS(5)-BPR pre-training of the generator before training (IRGAN
     starts G from a DNS-trained MF); 0 = start from the uniform(±0.05) init."""
-
-    def __post_init__(self):
-        _choice("sampler", "name", self.name, ("uniform", "dns", "mixgcf", *GAN_SAMPLERS))
-        if not isinstance(self.pool_size, int) or self.pool_size < 1:
-            raise ConfigError(f"sampler.pool_size (H) must be an integer >= 1, got "
-                              f"{self.pool_size!r}")
-        if not self.temperature > 0:
-            raise ConfigError(f"sampler.temperature must be > 0, got {self.temperature}")
-        if not self.gen_lr > 0:
-            raise ConfigError(f"sampler.gen_lr must be > 0, got {self.gen_lr}")
-        for k in ("gen_dim", "gen_samples"):
-            if getattr(self, k) < 1:
-                raise ConfigError(f"sampler.{k} must be >= 1, got {getattr(self, k)}")
-        for k in ("gen_epochs", "gen_pretrain_epochs"):
-            if getattr(self, k) < 0:
-                raise ConfigError(f"sampler.{k} must be >= 0, got {getattr(self, k)}")
 
     def options(self) -> dict:
         """Keyword arguments of the chosen sampler beyond pool_size: see build_sampler."""
@@ -162,40 +190,36 @@ class SamplerConfig:
         return {}
 
 
-NO_ALPHA_LOSSES = ("bpr", "adv_bpr")
-
-
 @dataclass(frozen=True)
-class LossConfig:
-    name: str = "soft_bpr"
+class LossConfig(_Section):
+    """Loss: the pairwise objective."""
+
+    SECTION: ClassVar[str] = "loss"
+    name: str = param("soft_bpr", "pairwise loss (overrides the preset)", choices=LOSS_NAMES)
     """bpr | soft_bpr (-ln σ((1-α)(ŷ_ui-ŷ_uj))) | mixed_bpr (BPR on α e_i + (1-α) e_j) |
     adv_bpr (BPR + adv_weight · BPR on ε-perturbed embeddings: AdvIR's adversarial training)."""
-    alpha: float | None = None
-    """α in [0, 1); the soft factor is τ = 1-α. Default 0.9 (τ = 0.1) for soft_bpr/mixed_bpr;
-    must be unset (or 0) for bpr and adv_bpr."""
-    eps: float = 0.01
+    alpha: float | None = param(None, "α of soft/mixed BPR; soft factor τ = 1-α", ge=0.0, lt=1.0,
+                                label="α", default_text=f"{DEFAULT_ALPHA} for soft_bpr and "
+                                f"mixed_bpr, 0 for {' and '.join(NO_ALPHA_LOSSES)}")
+    """α in [0, 1); the soft factor is τ = 1-α. Default DEFAULT_ALPHA = 0.9 (τ = 0.1) for
+    soft_bpr/mixed_bpr; must be unset (or 0) for bpr and adv_bpr."""
+    eps: float = param(0.01, "adv_bpr (AdvIR): L2 norm ε of the adversarial perturbation",
+                       ge=0.0, label="ε")
     """adv_bpr: L2 norm ε of the per-row adversarial perturbation of the pooled vectors. APR's
     0.5 assumes BPR-pretrained embeddings; from scratch, ε >= 0.05 held training back (see
     losses.AdvBPR)."""
-    adv_weight: float = 1.0
+    adv_weight: float = param(1.0, "adv_bpr (AdvIR): weight of the adversarial term", ge=0.0)
     """adv_bpr: weight of the loss on the perturbed embeddings (APR's default λ = 1)."""
 
-    def __post_init__(self):
-        _choice("loss", "name", self.name, ("bpr", "soft_bpr", "mixed_bpr", "adv_bpr"))
-        if self.eps < 0 or self.adv_weight < 0:
-            raise ConfigError(f"loss.eps and loss.adv_weight must be >= 0, got {self.eps}, "
-                              f"{self.adv_weight}")
+    def _cross_check(self):
         a = self.alpha
         if self.name in NO_ALPHA_LOSSES:
-            if a not in (None, 0, 0.0):
+            if a not in (None, 0.0):
                 raise ConfigError(f"loss.alpha = {a} has no effect with loss {self.name!r}; "
                                   "use loss 'soft_bpr' (or preset sdns)")
             object.__setattr__(self, "alpha", 0.0)
-        else:
-            a = 0.9 if a is None else float(a)
-            if not 0.0 <= a < 1.0:
-                raise ConfigError(f"loss.alpha must be in [0, 1), got {a}")
-            object.__setattr__(self, "alpha", a)
+        elif a is None:
+            object.__setattr__(self, "alpha", DEFAULT_ALPHA)
 
     def options(self) -> dict:
         """Keyword arguments of the chosen loss beyond alpha: see losses.build_loss."""
@@ -205,70 +229,60 @@ class LossConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    lr: float = 1e-3
+class TrainConfig(_Section):
+    """Training: optimiser, epochs, early stopping, budgets."""
+
+    SECTION: ClassVar[str] = "train"
+    lr: float = param(1e-3, "Adam learning rate", gt=0.0, label="lr")
     """Adam learning rate."""
-    reg: float = 1e-4
+    reg: float = param(1e-4, "L2 weight λ on the batch's layer-0 embeddings", ge=0.0, label="λ")
     """λ of the L2 penalty on the batch's layer-0 rows: λ·Σ||e||²/2/batch (LightGCN's)."""
-    batch_size: int = 2048
+    batch_size: int = param(2048, "training pairs per step", ge=1)
     """Training pairs per step; an epoch visits every training pair once, shuffled."""
-    epochs: int = 100
+    epochs: int = param(100, "maximum epochs", ge=1)
     """Maximum number of epochs."""
-    eval_every: int = 5
+    eval_every: int = param(5, "validate every N epochs (and after the last)", ge=1)
     """Evaluate on validation every N epochs (and after the last one)."""
-    patience: int = 4
+    patience: int = param(4, "evaluations without improvement before stopping (0 = never)", ge=0)
     """Stop after this many evaluations without improvement of eval.metric (0 = never stop)."""
-    seed: int = 2020
+    seed: int = param(2020, "training seed: initialisation, shuffling, negatives")
     """Training seed: initialisation, shuffling and negative sampling."""
-    device: str = "auto"
+    device: str = param("auto", "auto | cpu | cuda | cuda:N")
     """auto | cpu | cuda | cuda:N."""
-    checkpoint_every: int = 1
+    checkpoint_every: int = param(1, "write the resumable training state every N epochs", ge=1)
     """Write the full training state (state.pt, for --resume) every N epochs."""
-    max_batches: int = 0
+    max_batches: int = param(0, "cap on batches per epoch, for smoke tests (0 = full epochs)",
+                             ge=0)
     """Cap on batches per epoch (0 = every training pair, the default). A capped epoch trains on
     the first max_batches batches of that epoch's shuffled order: for smoke tests and CI-sized
     runs on large data, not for results."""
-    time_limit: float = 0.0
+    time_limit: float = param(0.0, "training budget in minutes: stop after the epoch that passes "
+                              "it, keep the best weights (0 = none)", ge=0.0)
     """Wall-clock budget of the training loop in minutes (0 = none). When an epoch ends past it,
     training stops (result.json: "stop_reason": "time_limit"), the best weights so far are
     restored and tested, as on early stopping. For budgeted runs on shared machines."""
 
-    def __post_init__(self):
-        for k in ("lr",):
-            if not getattr(self, k) > 0:
-                raise ConfigError(f"train.{k} must be > 0, got {getattr(self, k)}")
-        if self.reg < 0:
-            raise ConfigError(f"train.reg must be >= 0, got {self.reg}")
-        for k in ("batch_size", "epochs", "eval_every", "checkpoint_every"):
-            if getattr(self, k) < 1:
-                raise ConfigError(f"train.{k} must be >= 1, got {getattr(self, k)}")
-        if self.patience < 0:
-            raise ConfigError(f"train.patience must be >= 0, got {self.patience}")
-        if self.max_batches < 0:
-            raise ConfigError(f"train.max_batches must be >= 0 (0 = no cap), got {self.max_batches}")
-        if not self.time_limit >= 0:
-            raise ConfigError(f"train.time_limit must be >= 0 minutes (0 = none), "
-                              f"got {self.time_limit}")
-
 
 @dataclass(frozen=True)
-class EvalConfig:
-    topk: tuple[int, ...] = (20, 50)
+class EvalConfig(_Section):
+    """Evaluation: cut-offs and the model-selection metric."""
+
+    SECTION: ClassVar[str] = "eval"
+    topk: tuple[int, ...] = param((20, 50), "cut-offs K of Recall@K and NDCG@K, e.g. 20,50",
+                                  ge=1, label="K")
     """Cut-offs K for Recall@K and NDCG@K."""
-    metric: str = "ndcg@50"
+    metric: str = param("ndcg@50", "validation metric for early stopping (recall@K or ndcg@K)")
     """Validation metric for early stopping and model selection (recall@K or ndcg@K)."""
-    batch_users: int = 0
+    batch_users: int = param(0, "users scored at once (0 = auto)", ge=0)
     """Users scored at once (0 = auto: about 2^25 scores per batch)."""
 
-    def __post_init__(self):
-        ks = tuple(int(k) for k in self.topk)
-        if not ks or min(ks) < 1:
-            raise ConfigError(f"eval.topk needs positive integers, got {self.topk!r}")
-        object.__setattr__(self, "topk", ks)
+    def _cross_check(self):
+        if not self.topk:
+            raise ConfigError("eval.topk needs at least one cut-off, e.g. 20,50")
         name, _, k = self.metric.partition("@")
-        if name not in ("recall", "ndcg") or not k.isdigit() or int(k) not in ks:
+        if name not in ("recall", "ndcg") or not k.isdigit() or int(k) not in self.topk:
             raise ConfigError(f"eval.metric = {self.metric!r} must be recall@K or ndcg@K with K "
-                              f"in topk {list(ks)}")
+                              f"in topk {list(self.topk)}")
 
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
@@ -285,30 +299,29 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "sampler": SamplerConfig,
             "loss": LossConfig, "train": TrainConfig, "eval": EvalConfig}
 
-# flat names (CLI flags with '-' -> '_') -> (section, field)
+# Flat names (TOML top-level keys, sweep grids, CLI flags with '-' -> '_') are the field names,
+# except these, where two sections share a field name or the section names the component.
+_FLAT_ALIASES = {("data", "seed"): "data_seed", ("model", "name"): "model",
+                 ("sampler", "name"): "sampler", ("loss", "name"): "loss",
+                 ("train", "seed"): "seed"}
+
 FLAT: dict[str, tuple[str, str]] = {
-    "data": ("data", "data"), "format": ("data", "format"), "split": ("data", "split"),
-    "columns": ("data", "columns"), "kcore": ("data", "kcore"),
-    "valid_ratio": ("data", "valid_ratio"), "test_ratio": ("data", "test_ratio"),
-    "data_seed": ("data", "seed"),
-    "model": ("model", "name"), "dim": ("model", "dim"), "layers": ("model", "layers"),
-    "init": ("model", "init"), "mess_dropout": ("model", "mess_dropout"),
-    "node_dropout": ("model", "node_dropout"), "ngcf_variant": ("model", "ngcf_variant"),
-    "sampler": ("sampler", "name"), "pool_size": ("sampler", "pool_size"),
-    "temperature": ("sampler", "temperature"), "gen_dim": ("sampler", "gen_dim"),
-    "gen_lr": ("sampler", "gen_lr"), "gen_samples": ("sampler", "gen_samples"),
-    "gen_epochs": ("sampler", "gen_epochs"),
-    "gen_pretrain_epochs": ("sampler", "gen_pretrain_epochs"),
-    "loss": ("loss", "name"), "alpha": ("loss", "alpha"), "eps": ("loss", "eps"),
-    "adv_weight": ("loss", "adv_weight"),
-    "lr": ("train", "lr"), "reg": ("train", "reg"), "batch_size": ("train", "batch_size"),
-    "epochs": ("train", "epochs"), "eval_every": ("train", "eval_every"),
-    "patience": ("train", "patience"),
-    "checkpoint_every": ("train", "checkpoint_every"), "seed": ("train", "seed"),
-    "device": ("train", "device"), "max_batches": ("train", "max_batches"),
-    "time_limit": ("train", "time_limit"),
-    "topk": ("eval", "topk"), "metric": ("eval", "metric"), "batch_users": ("eval", "batch_users"),
-}
+    _FLAT_ALIASES.get((s, f.name), f.name): (s, f.name)
+    for s, cls in SECTIONS.items() for f in fields(cls)}
+"""Flat name -> (section, field), for every field of every section."""
+assert len(FLAT) == sum(len(fields(c)) for c in SECTIONS.values()), "a flat name is ambiguous"
+
+
+def field_of(flat: str) -> dataclasses.Field:
+    """The dataclass field behind a flat name (its metadata holds help, bounds, choices)."""
+    s, k = FLAT[flat]
+    return next(f for f in fields(SECTIONS[s]) if f.name == k)
+
+
+def label(flat: str) -> str:
+    """Short display name of a parameter for tables and figures: label('pool_size') == 'H',
+    label('alpha') == 'α'; the flat name itself when it has no label (or is not a field)."""
+    return field_of(flat).metadata.get("label", flat) if flat in FLAT else flat
 
 
 @dataclass(frozen=True)
@@ -345,28 +358,75 @@ def _suggest(key: str, options) -> str:
     return f" (did you mean {near[0]!r}?)" if near else ""
 
 
-def _coerce(section: str, key: str, value):
-    """Type-check a value against the dataclass field; ints are accepted for floats."""
-    cls = SECTIONS[section]
-    ftype = {f.name: f.type for f in fields(cls)}[key]
-    if key == "topk":
-        if isinstance(value, str):
-            try:
-                value = [int(x) for x in value.split(",") if x.strip()]
-            except ValueError:
-                raise ConfigError(f"eval.topk must be integers like '20,50', got {value!r}") from None
-        return tuple(value)
-    if ftype in ("float", "float | None") and isinstance(value, int) and not isinstance(value, bool):
+@cache
+def _hints(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(section: str, key: str, value, hint):
+    """`value` as the field's type `hint`: ints are accepted for floats, "20,50" and lists for
+    tuple[int, ...]; None only where the type allows it. Anything else raises ConfigError."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args:
+        if value is None:
+            return None
+        (hint,) = [a for a in args if a is not type(None)]
+    if typing.get_origin(hint) is tuple:  # tuple[int, ...]
+        items = value.split(",") if isinstance(value, str) else value
+        try:
+            return tuple(int(x) if isinstance(x, str) else _scalar(x, int) for x in items
+                         if not (isinstance(x, str) and not x.strip()))
+        except (TypeError, ValueError):
+            raise ConfigError(f"{section}.{key} must be integers like '20,50', "
+                              f"got {value!r}") from None
+    try:
+        return _scalar(value, hint)
+    except TypeError:
+        raise ConfigError(f"{section}.{key} must be {hint.__name__}, got {value!r}") from None
+
+
+def _scalar(value, typ: type):
+    if isinstance(value, bool):  # bool is an int subclass, but True is no epoch count
+        raise TypeError(value)
+    if typ is float and isinstance(value, int):
         return float(value)
-    expect = {"int": int, "float": float, "str": str}.get(ftype.split(" |")[0])
-    if expect is not None and not (isinstance(value, expect) and not isinstance(value, bool)):
-        if not (value is None and "None" in ftype):
-            raise ConfigError(f"{section}.{key} must be {ftype}, got {value!r}")
+    if not isinstance(value, typ):
+        raise TypeError(value)
     return value
 
 
+def _check(section: str, f: dataclasses.Field, value) -> None:
+    """The field's choices and bounds (each element's, for tuples); None passes (unset)."""
+    m = f.metadata
+    if value is None:
+        return
+    if "choices" in m and value not in m["choices"]:
+        raise ConfigError(f"{section}.{f.name} = {value!r} is not one of: "
+                          f"{', '.join(m['choices'])}")
+    ok = all(("ge" not in m or v >= m["ge"]) and ("gt" not in m or v > m["gt"])
+             and ("le" not in m or v <= m["le"]) and ("lt" not in m or v < m["lt"])
+             for v in (value if isinstance(value, tuple) else (value,)))
+    if not ok:
+        raise ConfigError(f"{section}.{f.name} must be {bounds(f)}, got {value!r}")
+
+
+def bounds(f: dataclasses.Field) -> str:
+    """The field's bounds in words: 'in [0, 1)', '>= 1', '> 0'; '' when it has none."""
+    m = f.metadata
+    lo = ("[", m["ge"]) if "ge" in m else ("(", m["gt"]) if "gt" in m else None
+    hi = ("]", m["le"]) if "le" in m else (")", m["lt"]) if "lt" in m else None
+    if lo and hi:
+        return f"in {lo[0]}{lo[1]:g}, {hi[1]:g}{hi[0]}"
+    if lo:
+        return f"{'>=' if lo[0] == '[' else '>'} {lo[1]:g}"
+    if hi:
+        return f"{'<=' if hi[0] == ']' else '<'} {hi[1]:g}"
+    return ""
+
+
 def merge(base: dict, updates: dict, origin: str) -> dict:
-    """Apply `updates` (tables, flat names and `preset`) onto nested dict `base`."""
+    """Apply `updates` (tables, flat names and `preset`) onto nested dict `base`. Values are
+    checked when the sections are built (`build`), keys here."""
     out = {s: dict(base.get(s, {})) for s in SECTIONS}
     if "preset" in updates and updates["preset"] is not None:
         p = updates["preset"]
@@ -387,10 +447,10 @@ def merge(base: dict, updates: dict, origin: str) -> dict:
             for k, v in value.items():
                 if k not in valid:
                     raise ConfigError(f"{origin}: unknown key '{key}.{k}'{_suggest(k, valid)}")
-                out[key][k] = _coerce(key, k, v)
+                out[key][k] = v
         elif key in FLAT:
             s, k = FLAT[key]
-            out[s][k] = _coerce(s, k, value)
+            out[s][k] = value
         else:
             raise ConfigError(f"{origin}: unknown key {key!r}"
                               f"{_suggest(key, list(FLAT) + list(SECTIONS) + ['preset'])}")
@@ -430,6 +490,7 @@ def with_updates(exp: Experiment, **flat) -> Experiment:
 
 
 __all__ = [
+    "FLAT",
     "PRESETS",
     "ConfigError",
     "DataConfig",
@@ -439,7 +500,10 @@ __all__ = [
     "ModelConfig",
     "SamplerConfig",
     "TrainConfig",
+    "field_of",
+    "label",
     "load",
+    "param",
     "replace",
     "with_updates",
 ]
