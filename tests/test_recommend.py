@@ -52,7 +52,7 @@ def run_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def rec(run_dir) -> Recommender:
-    return softbpr.load(run_dir, "cpu")
+    return softbpr.load_recommender(run_dir, "cpu")
 
 
 def test_external_ids_round_trip(rec):
@@ -205,7 +205,7 @@ def test_export_parquet(rec, tmp_path):
 
 
 def test_embeddings_are_read_only_snapshots(run_dir):
-    run_rec = softbpr.load(run_dir, "cpu")
+    run_rec = softbpr.load_recommender(run_dir, "cpu")
     with pytest.raises(ValueError):
         run_rec.user_embeddings[0, 0] = 1.0
 

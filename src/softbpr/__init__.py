@@ -4,7 +4,7 @@ from ._version import __version__
 from .config import ConfigError, Experiment, with_updates
 from .config import load as load_config
 from .data import DataError, IdMap, Interactions
-from .recommend import Recommendation, Recommender, load
+from .recommend import Recommendation, Recommender, load_recommender
 from .split import Split, load_split
 from .trainer import Run, TrainingDiverged, fit
 
@@ -31,8 +31,8 @@ __all__ = [
     "TrainingDiverged",
     "__version__",
     "fit",
-    "load",
     "load_config",
+    "load_recommender",
     "load_split",
     "train",
     "with_updates",

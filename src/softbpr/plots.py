@@ -21,9 +21,8 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import FLAT
+from .rundir import CONFIG, HISTORY, RESULT, find_runs
 
-_INV_FLAT = {v: k for k, v in FLAT.items()}
 _IGNORE = {"seed", "device", "checkpoint_every", "batch_users", "data", "format", "columns",
            "split", "data_seed", "kcore", "valid_ratio", "test_ratio",
            "time_limit"}  # a budget (capped per run by sweep --budget), not a setting to compare
@@ -81,37 +80,23 @@ class RunData:
                 "test": r.get("test", {})}
 
 
-def _read_json(p: Path):
-    return json.loads(p.read_text()) if p.exists() else None
-
-
 def load_runs(paths) -> list[RunData]:
-    """Every run directory (a folder with config.json and history.jsonl) under `paths`."""
-    dirs = []
-    for p in ([paths] if isinstance(paths, (str, Path)) else paths):
-        p = Path(p)
-        if p.is_file():
-            p = p.parent
-        if not p.exists():
-            raise FileNotFoundError(f"{p}: no such folder")
-        found = [h.parent for h in p.rglob("history.jsonl") if (h.parent / "config.json").exists()]
-        dirs += sorted(found)
+    """Every run directory (rundir.find_runs) under `paths`."""
+    from .report import point_of
+    from .sweep import flatten
+
     runs = []
-    for d in dict.fromkeys(dirs):
-        cfg = json.loads((d / "config.json").read_text())
-        flat = {_INV_FLAT[(s, k)]: v for s in ("data", "model", "sampler", "loss", "train", "eval")
-                for k, v in cfg.get(s, {}).items() if (s, k) in _INV_FLAT}
-        flat["method"] = cfg.get("method")
-        hist = [json.loads(x) for x in (d / "history.jsonl").read_text().splitlines() if x.strip()]
-        res = _read_json(d / "result.json")
-        sw = _read_json(d / "sweep.json") or {}
+    for rd in find_runs(paths):
+        flat = flatten(rd.read_config())
+        res = rd.read_result()
+        sw = rd.read_sweep_info() or {}
         ds = (sw.get("labels", {}).get("dataset") or (res or {}).get("dataset")
               or Path(str(flat.get("data"))).name)
-        pid = sw.get("point_id") or json.dumps(
-            {k: v for k, v in flat.items() if k not in ("seed", "device")}, sort_keys=True)
-        runs.append(RunData(d, flat, hist, res, str(ds), int(flat.get("seed", 0)), pid))
+        pid = point_of({"point_id": sw.get("point_id"), "config": flat})
+        runs.append(RunData(rd.path, flat, rd.read_history(), res, str(ds),
+                            int(flat.get("seed", 0)), pid))
     if not runs:
-        raise FileNotFoundError(f"no run directories (config.json + history.jsonl) under {paths}")
+        raise FileNotFoundError(f"no run directories ({CONFIG} + {HISTORY}) under {paths}")
     return runs
 
 
@@ -269,7 +254,7 @@ def plot_vs(runs: list[RunData], key: str, path: Path, metrics=("recall@50", "nd
     alpha: Figure 3c-d); mean ± std over seeds, one line per remaining setting."""
     runs = [r for r in runs if r.result]
     if not runs:
-        raise ValueError("no finished runs (result.json) to plot against " + key)
+        raise ValueError(f"no finished runs ({RESULT}) to plot against {key}")
     keys = [k for k in label_keys(runs, exclude=(key,))]
     sets, colors, fig, axes = _panels(runs, keys, len(metrics))
     for j, (ds, by) in enumerate(sets.items()):
@@ -306,7 +291,7 @@ def plot_diagnostics(runs: list[RunData], path: Path) -> Path:
     """Per-epoch false-negative and gradient-weight diagnostics, panels diagnostic × dataset."""
     present = [(k, t) for k, t in DIAGNOSTICS if any(k in row for r in runs for row in r.history)]
     if not present:
-        raise ValueError("the runs' history.jsonl has no diagnostics")
+        raise ValueError(f"the runs' {HISTORY} has no diagnostics")
     keys = label_keys(runs)
     sets, colors, fig, axes = _panels(runs, keys, len(present))
     for j, (ds, by) in enumerate(sets.items()):
@@ -335,7 +320,7 @@ def plot_delta_hist(runs: list[RunData], path: Path, epoch: int | None = None) -
     """Share of triplets per Δ bin in one epoch (default: each run's last), summed over seeds."""
     runs = [r for r in runs if any("delta_hist" in row for row in r.history)]
     if not runs:
-        raise ValueError("the runs' history.jsonl has no delta_hist (trained before it existed?)")
+        raise ValueError(f"the runs' {HISTORY} has no delta_hist (trained before it existed?)")
     keys = label_keys(runs)
     sets, colors, fig, axes = _panels(runs, keys, 1)
     for j, (ds, by) in enumerate(sets.items()):

@@ -1,6 +1,6 @@
 """Using a trained model: top-K recommendations, pair scores and embedding export.
 
-    rec = softbpr.load("runs/my-run")                 # checkpoint -> propagate once -> Recommender
+    rec = softbpr.load_recommender("runs/my-run")     # checkpoint -> propagate once -> Recommender
     rec.recommend(["u_a", 42], k=10)                   # -> [Recommendation(user, items, scores)]
     rec.score(["u_a"], ["i_1", "i_2"])                 # -> float32 [1, 2]
     rec.export("emb.npz")                              # or "emb.parquet" (needs pyarrow)
@@ -24,10 +24,11 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .checkpoint import atomic_write, load_checkpoint, write_embeddings
+from .checkpoint import load_checkpoint, write_embeddings
 from .data import IdMap
 from .evaluate import topk_masked
 from .graph import InteractionGraph
+from .rundir import atomic_write
 from .seeding import pick_device
 from .split import Split
 
@@ -77,7 +78,7 @@ def _csr_tensors(m: sp.csr_matrix, device) -> tuple[torch.Tensor, torch.Tensor]:
 class Recommender:
     """Final user/item representations of a trained model plus the train pairs, on one device.
 
-    Build with `load(run_dir)` / `Recommender.from_checkpoint(run_dir)` or, right after
+    Build with `load_recommender(run_dir)` / `Recommender.from_checkpoint(run_dir)` or, right after
     training, `Recommender.from_run(run)`. The model is propagated once; only the pooled
     matrices (users [U, d], items [I, d]) and the train pairs (for `exclude_seen`) are kept.
     """
@@ -316,9 +317,12 @@ def write_parquet(path: Path, user_ids: np.ndarray, user_vecs: np.ndarray, item_
     return out
 
 
-def load(run_dir: str | Path, device: str | torch.device = "auto") -> Recommender:
-    """`Recommender` of a run directory (or model.pt file): the Python face of `recommend`."""
+def load_recommender(run_dir: str | Path, device: str | torch.device = "auto") -> Recommender:
+    """`Recommender` of a run directory (or its model.pt file): the Python face of `recommend`."""
     return Recommender.from_checkpoint(run_dir, device)
 
 
-__all__ = ["Recommendation", "Recommender", "load", "write_parquet"]
+load = load_recommender  # transitional: the old name, until cli imports load_recommender
+
+
+__all__ = ["Recommendation", "Recommender", "load_recommender", "write_parquet"]

@@ -58,14 +58,14 @@ def load_results(paths) -> list[dict]:
     Each row gets `_root` (its sweep folder) so plots can find the run directory. A run listed
     twice (e.g. two sweeps appending the same run) is kept once, the last row winning.
     """
-    from .sweep import read_rows
+    from .sweep import RESULTS, read_rows
 
     out: dict = {}
     for p in ([paths] if isinstance(paths, (str, Path)) else paths):
         p = Path(p)
-        f = p / "results.jsonl" if p.is_dir() else p
+        f = p / RESULTS if p.is_dir() else p
         if not f.exists():
-            raise FileNotFoundError(f"{f}: no results.jsonl (run `softbpr sweep` first)")
+            raise FileNotFoundError(f"{f}: no {RESULTS} (run `softbpr sweep` first)")
         for r in read_rows(f):
             if r.get("status", "ok") != "ok" or not r.get("valid") or not r.get("test"):
                 continue
@@ -85,7 +85,9 @@ def value(row: dict, key: str):
     return None
 
 
-def _point(row: dict) -> str:
+def point_of(row: dict) -> str:
+    """The grid point a row (or a run) belongs to: its sweep `point_id`, else (a run trained
+    outside a sweep) its flat `config` without the seed and device, as sorted JSON."""
     if row.get("point_id"):
         return row["point_id"]
     cfg = {k: v for k, v in row.get("config", {}).items() if k not in ("seed", "device")}
@@ -116,7 +118,7 @@ def select(rows: list[dict], metric: str | None = None,
     groups: dict = {}
     for r in rows:
         key = (tuple(value(r, k) for k in rows_by), str(r.get("dataset")))
-        groups.setdefault(key, {}).setdefault(_point(r), []).append(r)
+        groups.setdefault(key, {}).setdefault(point_of(r), []).append(r)
     out = {}
     for (row, ds), points in groups.items():
         for pid, runs in points.items():
@@ -329,6 +331,7 @@ __all__ = [
     "label",
     "load_results",
     "paired_test",
+    "point_of",
     "report",
     "select",
     "to_csv",
