@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from softbpr.config import DataConfig
-from softbpr.data import DataError, Interactions, k_core, make_idmap
+from softbpr.data import DataError, Interactions, clean, k_core, make_idmap
 from softbpr.readers import read_delimited, read_lightgcn, read_lightgcn_file
 from softbpr.split import load_split, random_split, split_interactions, temporal_split
 
@@ -88,9 +88,40 @@ def test_k_core_is_iterative():
     # item 9 has 1 interaction -> dropped; then user 2 falls below 2 -> dropped
     d = inter([0, 0, 1, 1, 2, 2], [1, 2, 1, 2, 1, 9])
     msgs = []
-    out = k_core(d, 2, msgs.append)
+    out = k_core(d, 2, log=msgs.append)
     assert out.n_users == 2 and out.n_items == 2 and len(out) == 4
     assert "dropped 1 users and 1 items" in msgs[0]
+
+
+def test_k_core_thresholds_per_side():
+    # users: 0 has 3 rows, 1 has 2, 2 has 1; items: 1 has 3 rows, 2 has 2, 3 has 1
+    d = inter([0, 0, 0, 1, 1, 2], [1, 2, 3, 1, 2, 1])
+    msgs = []
+    users_only = k_core(d, 2, 0, log=msgs.append)  # the paper's user 10-core, items unfiltered
+    assert users_only.user_map.ids.tolist() == [0, 1] and len(users_only) == 5
+    assert users_only.item_map.ids.tolist() == [1, 2, 3]
+    assert msgs[0].startswith("k-core (users >= 2):") and "dropped 1 users and 0 items" in msgs[0]
+    items_only = k_core(d, 0, 3, log=msgs.append)
+    assert items_only.item_map.ids.tolist() == [1] and len(items_only) == 3
+    assert msgs[1].startswith("k-core (items >= 3):")
+    # both: item 3 goes (1 row), then user 2 (1 row) and so on until both hold
+    both = k_core(d, 2, 2, log=msgs.append)
+    assert both.user_map.ids.tolist() == [0, 1] and both.item_map.ids.tolist() == [1, 2]
+    assert k_core(d, 1, 0, log=msgs.append) is d and len(msgs) == 3  # off: no note
+    with pytest.raises(DataError, match="users >= 4"):
+        k_core(d, 4, 0)
+
+
+def test_clean_dedupes_before_the_core_filter_then_subsets():
+    # user 1 has 3 rows but only 2 distinct items: a 3-core drops it once duplicates go
+    d = inter([0, 0, 0, 1, 1, 1, 2, 2, 2], [1, 2, 3, 1, 1, 2, 1, 2, 3], list(range(9)))
+    msgs = []
+    out = clean(d, 3, 0, log=msgs.append)
+    assert out.user_map.ids.tolist() == [0, 2] and len(out) == 6
+    assert "duplicate" in msgs[0] and msgs[1].startswith("k-core")
+    sub = clean(d, 0, 0, n_users=1, seed=3, log=msgs.append)
+    assert sub.n_users == 1 and len(sub) == 3 and "random subset of 1 users" in msgs[-1]
+    assert clean(d, 0, 0, n_users=1, seed=3, log=msgs.append).user_map == sub.user_map
 
 
 def test_temporal_split_takes_latest_with_file_order_ties():

@@ -30,6 +30,7 @@ def taobao_like(tmp_path, n_users=30, seed=0):
 
 
 COLS = "user,item,category,behavior,timestamp"
+quiet = lambda m: None
 
 
 def test_prepare_follows_the_paper_and_round_trips(tmp_path):
@@ -38,7 +39,7 @@ def test_prepare_follows_the_paper_and_round_trips(tmp_path):
     s = prepare(src, tmp_path / "out", PrepareConfig(), columns=COLS, log=logs.append)
     c = s["counts"]
     assert c["users"] == 27  # 3 users below the 10-core dropped, with a count
-    assert any("dropped 3 users with fewer than 10" in m for m in logs)
+    assert any("k-core (users >= 10)" in m and "dropped 3 users" in m for m in logs)
     assert any("duplicate (user, item)" in m for m in logs)
     # temporal: per user the latest 10% (round(1.5) = 2 of 15) -> test, 2 before -> valid
     assert c["test"] == 27 * 2 and c["valid"] == 27 * 2 and c["train"] == 27 * 11
@@ -83,6 +84,26 @@ def test_positives_subset_and_determinism(tmp_path):
     with pytest.raises(DataError, match="needs a rating column"):
         prepare(src, tmp_path / "c", PrepareConfig(min_rating=4), columns=COLS,
                 log=lambda m: None)
+
+
+def test_train_on_the_file_and_prepare_take_one_ingestion_path(tmp_path):
+    """`softbpr train --data FILE --kcore K` and `data prepare --user-core K --item-core K`
+    de-duplicate, filter and split alike: the same pairs (in external ids) and notes."""
+    src = taobao_like(tmp_path)
+    ext = lambda sp, p: sorted(zip(sp.user_map.to_external(p.users).tolist(),
+                                   sp.item_map.to_external(p.items).tolist()))
+    for split in ("temporal", "random"):
+        s = prepare(src, tmp_path / split, PrepareConfig(user_core=7, item_core=7, split=split,
+                                                         seed=3), columns=COLS, log=quiet)
+        prepared = load_split(DataConfig(data=str(tmp_path / split)), log=quiet)
+        direct = load_split(DataConfig(data=str(src), columns=COLS, split=split, seed=3,
+                                       kcore=7), log=quiet)
+        assert (direct.n_users, direct.n_items) == (27, 35)  # of 30 x 60: both sides filtered
+        for part in ("train", "valid", "test"):
+            assert ext(direct, getattr(direct, part)) == ext(prepared, getattr(prepared, part))
+        core = [n for n in direct.notes if n.startswith("k-core (users >= 7, items >= 7)")]
+        assert core and core[0] in s["notes"]
+        assert any("duplicate" in n for n in direct.notes)
 
 
 def test_cli_prepare_info_then_train_keeps_external_ids(tmp_path, capsys):

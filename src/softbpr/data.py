@@ -1,13 +1,15 @@
-"""Interactions: int user/item index arrays plus external<->internal id maps; k-core; compact.
+"""Interactions: int user/item index arrays plus external<->internal id maps, and the cleaning
+steps every dataset goes through (de-duplication, k-core, user subset; `clean` runs them).
 
-File readers live in `softbpr.readers` (`read_interactions` here is the one-call entry point).
+Pure numpy: the file readers (`softbpr.readers`) build `Interactions`; `softbpr.split` splits
+them. Nothing here reads files.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -146,49 +148,81 @@ class Interactions:
         return Interactions(self.users[mask], self.items[mask], t, self.user_map, self.item_map)
 
 
-def read_interactions(path: str | Path, fmt: str = "auto",
-                      columns: str = "user,item,timestamp") -> Interactions:
-    """Read one interaction file (csv, MovieLens, RecBole .inter, Parquet; .gz too) -- see
-    `softbpr.readers` for the formats. A LightGCN folder is pre-split: use `load_split`."""
-    from .readers import read_delimited
-
-    return read_delimited(path, columns, fmt)
-
-
-# The readers moved to `softbpr.readers`; these names stay importable from here.
-_MOVED = ("read_delimited", "read_lightgcn", "read_lightgcn_file", "detect_format", "GivenSplit")
-
-
-def __getattr__(name: str):
-    if name in _MOVED:
-        from . import readers
-
-        return getattr(readers, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def dedupe(data: Interactions, log: Callable[[str], None] = print) -> Interactions:
+    """Keep one row per (user, item): the earliest in time (then in file order)."""
+    key = data.users * data.n_items + data.items
+    if data.times is not None:
+        order = np.lexsort((np.arange(len(data)), data.times, key))
+    else:
+        order = np.argsort(key, kind="stable")
+    ks = key[order]
+    first = np.ones(len(ks), bool)
+    first[1:] = ks[1:] != ks[:-1]
+    n_dup = int((~first).sum())
+    if n_dup == 0:
+        return data
+    log(f"dropped {n_dup:,} duplicate (user, item) rows, keeping the earliest of each")
+    keep = np.zeros(len(data), bool)
+    keep[order[first]] = True
+    return data.select(keep)
 
 
-def k_core(data: Interactions, k: int, log=print) -> Interactions:
-    """Repeatedly drop users and items with fewer than `k` interactions until none is left.
+def k_core(data: Interactions, user_k: int, item_k: int | None = None, *,
+           log: Callable[[str], None] = print) -> Interactions:
+    """Repeatedly drop users with fewer than `user_k` rows and items with fewer than `item_k`
+    (default: user_k) until both hold; a threshold <= 1 is off. Rows are counted, so
+    de-duplicate first for "distinct items". The paper's 10-core is k_core(data, 10, 0).
 
-    Dropped users/items leave the id maps (indices are recomputed); counts are printed.
+    Dropped users/items leave the id maps (indices are recomputed); counts are logged.
     """
-    if k <= 1:
+    item_k = user_k if item_k is None else item_k
+    if user_k <= 1 and item_k <= 1:
         return data
     u, i = data.users, data.items
     keep = np.ones(len(u), dtype=bool)
-    while True:
+    while True:  # with items unfiltered, the first pass is the last
         cu = np.bincount(u[keep], minlength=data.n_users)
         ci = np.bincount(i[keep], minlength=data.n_items)
-        bad = keep & ((cu[u] < k) | (ci[i] < k))
+        bad = keep & ((cu[u] < user_k) | (ci[i] < item_k))
         if not bad.any():
             break
         keep &= ~bad
+    what = ", ".join(f"{w} >= {k}" for w, k in (("users", user_k), ("items", item_k)) if k > 1)
     if not keep.any():
-        raise DataError(f"{k}-core filtering left no interactions")
+        raise DataError(f"the k-core filter ({what}) left no interactions")
     out = compact(data.select(keep))
-    log(f"{k}-core: kept {len(out):,} of {len(data):,} interactions, dropped "
-        f"{data.n_users - out.n_users:,} users and {data.n_items - out.n_items:,} items")
+    log(f"k-core ({what}): kept {len(out):,} of {len(data):,} interactions, dropped "
+        f"{data.n_users - out.n_users:,} users and {data.n_items - out.n_items:,} items; "
+        f"{out.n_users:,} users, {out.n_items:,} items left")
     return out
+
+
+def sample_users(data: Interactions, n_users: int, seed: int,
+                 log: Callable[[str], None] = print) -> Interactions:
+    """A random subset of `n_users` users (seeded) with all their rows; items left without
+    users are dropped. All users when there are not more than `n_users`."""
+    if n_users >= data.n_users:
+        log(f"asked for {n_users:,} users but only {data.n_users:,} are left: keeping all")
+        return data
+    rng = np.random.default_rng(seed)
+    chosen = np.zeros(data.n_users, dtype=bool)
+    chosen[rng.choice(data.n_users, size=n_users, replace=False)] = True
+    out = compact(data.select(chosen[data.users]))
+    log(f"random subset of {n_users:,} users (seed {seed}): {len(out):,} interactions; "
+        f"{data.n_items - out.n_items:,} items left without users were dropped")
+    return out
+
+
+def clean(data: Interactions, user_core: int = 0, item_core: int = 0,
+          n_users: int | None = None, seed: int = 0,
+          log: Callable[[str], None] = print) -> Interactions:
+    """The cleaning steps of every single-log dataset, in order: de-duplicate (user, item)
+    keeping the earliest row; k-core (user_core, item_core; <= 1 = off); a random subset of
+    `n_users` users (seeded; None = all)."""
+    data = k_core(dedupe(data, log), user_core, item_core, log=log)
+    if n_users is not None:
+        data = sample_users(data, n_users, seed, log)
+    return data
 
 
 def compact(data: Interactions) -> Interactions:

@@ -7,7 +7,8 @@ folder that ``softbpr train --data DIR`` reads directly:
     user_list.txt item_list.txt    ``org_id remap_id``: internal id -> the data's own id
     summary.json                   counts (the paper's Table 1 row), the steps and what they dropped
 
-Steps for a raw log, in order (each prints what it drops, with counts):
+Steps for a raw log, in order (each prints what it drops, with counts); they are the one
+ingestion path of `split.split_table`, which `softbpr train` on a file takes as well:
 1. positives: rows whose behaviour is in `positives` (default: every behaviour -- the paper treats
    click, favourite, cart and buy alike); rows with rating < `min_rating` are dropped if it is set;
 2. de-duplicate (user, item), keeping the earliest row (ties in time: the first in the file);
@@ -30,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from ._version import __version__
-from .data import DataError, Interactions, compact, make_idmap, unique
-from .split import Pairs, Split, dedupe, split_interactions
+from .data import DataError, unique
+from .split import Pairs, Split, split_table
 
 TIE_RULE = ("ties in time are broken by file order: of two rows with the same timestamp the "
             "later one in the file counts as later")
@@ -86,79 +87,6 @@ def resolve(source: str, fmt: str = "auto", columns: str | None = None, cfg=None
     return p, fmt, columns, {}, name
 
 
-def preprocess(table: dict[str, np.ndarray], cfg: PrepareConfig,
-               log: Callable[[str], None] = print) -> Interactions:
-    """Steps 1-4 of the module doc on raw columns (see `readers.read_table`)."""
-    n = len(table["user"])
-    keep = np.ones(n, dtype=bool)
-    if "behavior" in table:
-        b = table["behavior"].astype(str)
-        values, counts = np.unique(b, return_counts=True)
-        log("behaviours: " + ", ".join(f"{v} {c:,}" for v, c in zip(values, counts)))
-        if cfg.positives is not None:
-            keep &= np.isin(b, np.array(cfg.positives, dtype=str))
-            log(f"positives {', '.join(cfg.positives)}: dropped {int((~keep).sum()):,} rows "
-                "of other behaviours")
-    elif cfg.positives is not None:
-        raise DataError("--positives needs a behaviour column (e.g. --columns "
-                        "user,item,behavior,timestamp)")
-    if cfg.min_rating is not None:
-        if "rating" not in table:
-            raise DataError("--min-rating needs a rating column (e.g. --columns "
-                            "user,item,rating,timestamp)")
-        low = keep & (table["rating"] < cfg.min_rating)
-        keep &= ~low
-        log(f"ratings below {cfg.min_rating:g}: dropped {int(low.sum()):,} rows")
-    if not keep.any():
-        raise DataError("no positive interactions left")
-    umap, u = make_idmap(table["user"][keep])
-    imap, i = make_idmap(table["item"][keep])
-    t = table["timestamp"][keep] if "timestamp" in table else None
-    data = dedupe(Interactions(u, i, t, umap, imap), log)
-    if cfg.item_core > 1:
-        data = _two_sided_core(data, cfg, log)
-    elif cfg.user_core > 1:
-        cnt = np.bincount(data.users, minlength=data.n_users)
-        ok = cnt[data.users] >= cfg.user_core
-        n_drop = int(((cnt > 0) & (cnt < cfg.user_core)).sum())
-        if not ok.any():
-            raise DataError(f"no user has {cfg.user_core} or more interactions")
-        data = compact(data.select(ok))
-        log(f"{cfg.user_core}-core users: dropped {n_drop:,} users with fewer than "
-            f"{cfg.user_core} items ({int((~ok).sum()):,} interactions); "
-            f"{data.n_users:,} users, {data.n_items:,} items left")
-    if cfg.n_users is not None and cfg.n_users < data.n_users:
-        rng = np.random.default_rng(cfg.seed)
-        chosen = np.zeros(data.n_users, dtype=bool)
-        chosen[rng.choice(data.n_users, size=cfg.n_users, replace=False)] = True
-        before = data.n_items
-        data = compact(data.select(chosen[data.users]))
-        log(f"random subset of {cfg.n_users:,} users (seed {cfg.seed}): {len(data):,} "
-            f"interactions; {before - data.n_items:,} items left without users were dropped")
-    elif cfg.n_users is not None:
-        log(f"asked for {cfg.n_users:,} users but only {data.n_users:,} are left: keeping all")
-    return data
-
-
-def _two_sided_core(data: Interactions, cfg: PrepareConfig, log) -> Interactions:
-    """Iterate user_core on users and item_core on items until both hold."""
-    keep = np.ones(len(data), dtype=bool)
-    while True:
-        cu = np.bincount(data.users[keep], minlength=data.n_users)
-        ci = np.bincount(data.items[keep], minlength=data.n_items)
-        bad = keep & ((cu[data.users] < cfg.user_core) | (ci[data.items] < cfg.item_core))
-        if not bad.any():
-            break
-        keep &= ~bad
-    if not keep.any():
-        raise DataError("the core filters left no interactions")
-    out = compact(data.select(keep))
-    log(f"core filter (users >= {cfg.user_core}, items >= {cfg.item_core}): kept {len(out):,} "
-        f"of {len(data):,} interactions, dropped {data.n_users - out.n_users:,} users and "
-        f"{data.n_items - out.n_items:,} items")
-    return out
-
-
 def prepare(source: str | Path, out: str | Path, cfg: PrepareConfig | None = None,
             fmt: str = "auto", columns: str | None = None, name: str | None = None,
             log: Callable[[str], None] = print, overwrite: bool = False) -> dict:
@@ -209,9 +137,10 @@ def prepare(source: str | Path, out: str | Path, cfg: PrepareConfig | None = Non
         if cfg.split == "temporal" and "timestamp" not in table:
             raise DataError(f"{path}: the temporal split needs a timestamp column; give "
                             "--columns with 'timestamp' or use --split random")
-        data = preprocess(table, cfg, note)
-        split = split_interactions(data, cfg.split, cfg.seed, cfg.valid_ratio, cfg.test_ratio,
-                                   name, log=note)
+        split = split_table(table, name, cfg.split, cfg.seed, cfg.valid_ratio, cfg.test_ratio,
+                            positives=cfg.positives, min_rating=cfg.min_rating,
+                            user_core=cfg.user_core, item_core=cfg.item_core,
+                            n_users=cfg.n_users, log=note)
     summary = {
         "name": name, "source": str(path), "format": fmt, "softbpr": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gzip
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -327,13 +328,50 @@ def read_parquet(path: Path, want=("user", "item", "timestamp")) -> dict[str, np
     return out
 
 
+def to_interactions(table: dict[str, np.ndarray], positives=None, min_rating=None,
+                    log: Callable[[str], None] = print) -> Interactions:
+    """Raw columns (`read_table`) -> `Interactions`, keeping only positive rows:
+
+    positives: behaviour values that count (needs a behavior column; None = every row; the
+        behaviour counts are logged whenever there is a behavior column);
+    min_rating: drop rows rated below it (needs a rating column; None = keep all).
+    Ids are factorised over the rows kept (see `data.make_idmap`); times stay as read.
+    """
+    keep = np.ones(len(table["user"]), dtype=bool)
+    if "behavior" in table:
+        b = table["behavior"].astype(str)
+        values, counts = np.unique(b, return_counts=True)
+        log("behaviours: " + ", ".join(f"{v} {c:,}" for v, c in zip(values, counts)))
+        if positives is not None:
+            keep &= np.isin(b, np.array(positives, dtype=str))
+            log(f"positives {', '.join(positives)}: dropped {int((~keep).sum()):,} rows "
+                "of other behaviours")
+    elif positives is not None:
+        raise DataError("--positives needs a behaviour column (e.g. --columns "
+                        "user,item,behavior,timestamp)")
+    if min_rating is not None:
+        if "rating" not in table:
+            raise DataError("--min-rating needs a rating column (e.g. --columns "
+                            "user,item,rating,timestamp)")
+        low = keep & (table["rating"] < min_rating)
+        keep &= ~low
+        log(f"ratings below {min_rating:g}: dropped {int(low.sum()):,} rows")
+    if not keep.any():
+        raise DataError("no positive interactions left")
+    if keep.all():  # the common case: no copy of (possibly 100M-row) columns
+        u, i, t = table["user"], table["item"], table.get("timestamp")
+    else:
+        u, i = table["user"][keep], table["item"][keep]
+        t = table["timestamp"][keep] if "timestamp" in table else None
+    umap, uc = make_idmap(u)
+    imap, ic = make_idmap(i)
+    return Interactions(uc, ic, t, umap, imap)
+
+
 def read_delimited(path: str | Path, columns: str = "user,item,timestamp",
                    fmt: str = "auto") -> Interactions:
     """Read a csv / recbole / parquet file into `Interactions` (users, items[, times])."""
-    t = read_table(path, columns, ("user", "item", "timestamp"), fmt)
-    umap, uc = make_idmap(t["user"])
-    imap, ic = make_idmap(t["item"])
-    return Interactions(uc, ic, t.get("timestamp"), umap, imap)
+    return to_interactions(read_table(path, columns, ("user", "item", "timestamp"), fmt))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .data import DataError, IdMap, Interactions, compact, isin, k_core, make_idmap, unique
-from .readers import detect_format, read_delimited, read_lightgcn
+from .data import DataError, IdMap, Interactions, clean, dedupe, isin, make_idmap, unique
+from .readers import detect_format, read_lightgcn, read_table, to_interactions
 
 
 @dataclass(frozen=True)
@@ -137,25 +137,6 @@ def random_split(data: Interactions, rng: np.random.Generator, valid_ratio=0.1, 
     return ordered_split(data, order, valid_ratio, test_ratio)
 
 
-def dedupe(data: Interactions, log: Callable[[str], None]) -> Interactions:
-    """Keep one row per (user, item): the earliest in time (then in file order)."""
-    key = data.users * data.n_items + data.items
-    if data.times is not None:
-        order = np.lexsort((np.arange(len(data)), data.times, key))
-    else:
-        order = np.argsort(key, kind="stable")
-    ks = key[order]
-    first = np.ones(len(ks), bool)
-    first[1:] = ks[1:] != ks[:-1]
-    n_dup = int((~first).sum())
-    if n_dup == 0:
-        return data
-    log(f"dropped {n_dup:,} duplicate (user, item) rows, keeping the earliest of each")
-    keep = np.zeros(len(data), bool)
-    keep[order[first]] = True
-    return data.select(keep)
-
-
 def _split_given(parts: dict, seed: int, valid_ratio: float, name: str,
                  log: Callable[[str], None], notes: list[str] | None = None) -> Split:
     allu = np.concatenate([p[0] for p in parts.values()])
@@ -232,9 +213,11 @@ def _finish(name, train: Pairs, valid: Pairs, test: Pairs, umap: IdMap, imap: Id
 
 def split_interactions(data: Interactions, how: str, seed: int, valid_ratio: float,
                        test_ratio: float, name: str, truth=None,
-                       log: Callable[[str], None] = print) -> Split:
-    """De-duplicate, then split `data` by 'temporal' or 'random' (see module doc)."""
-    notes: list[str] = []
+                       log: Callable[[str], None] = print,
+                       notes: list[str] | None = None) -> Split:
+    """De-duplicate, then split `data` by 'temporal' or 'random' (see module doc). `notes`:
+    lines already noted about this data (they start the Split's notes)."""
+    notes = list(notes or [])
 
     def note(msg: str) -> None:
         notes.append(msg)
@@ -254,6 +237,29 @@ def split_interactions(data: Interactions, how: str, seed: int, valid_ratio: flo
         note(f"{n_small:,} users with fewer than 3 interactions are kept in train only")
     p = lambda m: Pairs(data.users[m], data.items[m])
     return _finish(name, p(tr), p(va), p(te), data.user_map, data.item_map, truth, notes, log)
+
+
+def split_table(table: dict[str, np.ndarray], name: str, how: str = "auto", seed: int = 0,
+                valid_ratio: float = 0.1, test_ratio: float = 0.1, *, positives=None,
+                min_rating: float | None = None, user_core: int = 0, item_core: int = 0,
+                n_users: int | None = None, log: Callable[[str], None] = print) -> Split:
+    """The one ingestion path of an interaction log (`softbpr train` on a file and
+    `softbpr data prepare` both come here): raw columns (`readers.read_table`) -> positive rows
+    (`readers.to_interactions`) -> de-duplicate, k-core, user subset (`data.clean`; the subset
+    uses `seed`) -> split (`split_interactions`; how = 'auto': temporal when there are
+    timestamps, else random). Every step's note is logged and kept in the Split's notes."""
+    notes: list[str] = []
+
+    def note(msg: str) -> None:
+        notes.append(msg)
+        log(msg)
+
+    if how == "auto":
+        how = "temporal" if "timestamp" in table else "random"
+    data = to_interactions(table, positives, min_rating, note)
+    data = clean(data, user_core, item_core, n_users, seed, note)
+    return split_interactions(data, how, seed, valid_ratio, test_ratio, name, log=log,
+                              notes=notes)
 
 
 def load_split(cfg, log: Callable[[str], None] = print) -> Split:
@@ -282,24 +288,17 @@ def load_split(cfg, log: Callable[[str], None] = print) -> Split:
             return _split_given(given.parts, cfg.seed, cfg.valid_ratio, name, log,
                                 list(given.notes))
         # re-split the union of the files
-        u = np.concatenate([p[0] for p in given.parts.values()])
-        i = np.concatenate([p[1] for p in given.parts.values()])
-        umap, uc = make_idmap(u)
-        imap, ic = make_idmap(i)
-        data = Interactions(uc, ic, None, umap, imap)
+        table = {"user": np.concatenate([p[0] for p in given.parts.values()]),
+                 "item": np.concatenate([p[1] for p in given.parts.values()])}
     elif fmt in ("csv", "recbole", "parquet"):
         if not path.is_file():
             raise DataError(f"{path}: the {fmt} format reads one file")
-        data = read_delimited(path, cfg.columns, fmt)
-        split = cfg.split if cfg.split != "auto" else (
-            "temporal" if data.times is not None else "random")
-        if split == "given":
+        if cfg.split == "given":
             raise DataError(f"{path}: --split given needs a LightGCN-format folder "
                             "(train.txt, test.txt[, valid.txt])")
+        table = read_table(path, cfg.columns, ("user", "item", "timestamp"), fmt)
+        split = cfg.split
     else:
         raise DataError(f"unknown format {fmt!r}; choose auto, lightgcn, csv, recbole or parquet")
-    if cfg.kcore > 1:
-        data = k_core(data, cfg.kcore, log)
-    data = compact(data)
-    return split_interactions(data, split, cfg.seed, cfg.valid_ratio, cfg.test_ratio, name,
-                              log=log)
+    return split_table(table, name, split, cfg.seed, cfg.valid_ratio, cfg.test_ratio,
+                       user_core=cfg.kcore, item_core=cfg.kcore, log=log)
