@@ -10,7 +10,15 @@ import pytest
 from scipy.stats import ttest_rel
 
 from softbpr.cli import main
-from softbpr.report import build_table, load_results, paired_test, select, to_csv, to_markdown
+from softbpr.report import (
+    build_table,
+    label,
+    load_results,
+    paired_test,
+    select,
+    to_csv,
+    to_markdown,
+)
 
 
 def row(method, ds, point, seed, valid, recall, ndcg, **cfg):
@@ -137,3 +145,9 @@ def test_models_are_never_mixed_in_a_choice():
     assert set(ch) == {(("lightgcn", "dns"), "A"), (("ngcf", "dns"), "A")}
     md = to_markdown(build_table(rows))
     assert "| LightGCN DNS |" in md and "| NGCF DNS |" in md
+
+
+def test_row_labels_use_the_config_display_labels():
+    rows_by = ("model", "method", "pool_size", "alpha", "reg", "dataset")
+    assert label(("ngcf", "sdns", 16, 0.9, 1e-4, "x"), rows_by) == (
+        "NGCF SDNS H=16 α=0.9 λ=0.0001 dataset=x")

@@ -21,12 +21,12 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import label
 from .rundir import CONFIG, HISTORY, RESULT, find_runs
 
 _IGNORE = {"seed", "device", "checkpoint_every", "batch_users", "data", "format", "columns",
            "split", "data_seed", "kcore", "valid_ratio", "test_ratio",
            "time_limit"}  # a budget (capped per run by sweep --budget), not a setting to compare
-_NAMES = {"pool_size": "H", "alpha": "α"}
 DIAGNOSTICS = [("neg_heldout_rate", "negatives that are held-out positives"),
                ("neg_truth_rate", "negatives that are planted preferences"),
                ("score_gap", "score gap ŷ_ui − ŷ_uj"),
@@ -147,8 +147,7 @@ def setting_label(run: RunData, keys: list[str], per_method: dict | None = None)
         if k == "method":
             parts.append(DISPLAY.get(v, str(v)))
         else:
-            parts.append(f"{_NAMES.get(k, k)}={v:g}" if isinstance(v, float)
-                         else f"{_NAMES.get(k, k)}={v}")
+            parts.append(f"{label(k)}={v:g}" if isinstance(v, float) else f"{label(k)}={v}")
     m = run.config.get("method")
     return " ".join(parts) or DISPLAY.get(m, m or "run")
 
@@ -280,10 +279,10 @@ def plot_vs(runs: list[RunData], key: str, path: Path, metrics=("recall@50", "nd
                 ax.set_xscale("log", base=2)
                 ax.set_xticks(ticks, labels=[str(v) for v in ticks])
             ax.set_title(ds, fontsize="medium")
-            ax.set_xlabel(_NAMES.get(key, key))
+            ax.set_xlabel(label(key))
             ax.set_ylabel(f"{which} {_pretty(m)}")
             ax.grid(alpha=0.3)
-    return _finish(fig, axes, path, f"{which.capitalize()} metric vs {_NAMES.get(key, key)} "
+    return _finish(fig, axes, path, f"{which.capitalize()} metric vs {label(key)} "
                    "(at the validation-best epoch)")
 
 

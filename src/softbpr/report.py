@@ -24,6 +24,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import label as param_label
+
 DISPLAY = {"rns": "RNS", "irgan": "IRGAN", "advir": "AdvIR", "dns": "DNS", "mixgcf": "MixGCF",
            "sdns-mix": "SDNS-mix", "sdns": "SDNS"}
 ORDER = list(DISPLAY)  # the paper's row order; unknown methods go before the proposed one
@@ -162,7 +164,7 @@ def label(row: tuple, rows_by: tuple[str, ...]) -> str:
         elif k == "model":
             parts.append({"lightgcn": "LightGCN", "ngcf": "NGCF", "mf": "MF"}.get(v, str(v)))
         else:
-            parts.append(f"{ {'pool_size': 'H', 'alpha': 'α'}.get(k, k)}={v}")
+            parts.append(f"{param_label(k)}={v}")
     return " ".join(parts)
 
 
