@@ -33,8 +33,6 @@ import numpy as np
 
 from .data import DataError, Interactions, make_idmap, unique
 
-FORMATS = ("auto", "lightgcn", "csv", "recbole", "parquet")
-
 # canonical column -> accepted header names (lower case, RecBole's ":type" suffix removed)
 ALIASES: dict[str, tuple[str, ...]] = {
     "user": ("user", "user_id", "userid", "uid", "visitorid", "customer_id", "u"),

@@ -45,8 +45,6 @@ TRAINING_STATE = (HISTORY, RESULT, MODEL, STATE, EMBEDDINGS, FAILED)
 """What a fresh run replaces: `create(..., overwrite=True)` removes these (config.json is
 rewritten; other files, e.g. sweep.json, stay)."""
 
-STATUSES = ("done", "failed", "resumable", "pending")
-
 _SECTIONS = ("data", "model", "sampler", "loss", "train", "eval")
 
 
