@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from softbpr.config import DataConfig
+from softbpr.config import DataConfig, LossConfig, SamplerConfig
 from softbpr.graph import InteractionGraph
 from softbpr.losses import build_loss
 from softbpr.models import build_model
@@ -114,15 +114,14 @@ def bench(name: str, dev: torch.device, max_batches: int, batch: int = 2048,
         if only and label.split()[0] not in only:
             continue
         opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)  # as the trainer
-        gan = {"pretrain_epochs": gen_pretrain_epochs} if sname in ("irgan", "advir") else {}
-        sampler = build_sampler(sname, H, **gan)
-        loss = build_loss(lname, 0.9 if lname in ("soft_bpr", "mixed_bpr") else 0)
+        sampler = build_sampler(SamplerConfig(name=sname, pool_size=H,
+                                              gen_pretrain_epochs=gen_pretrain_epochs))
+        loss = build_loss(LossConfig(name=lname))  # soft/mixed BPR: the default α = 0.9
         setup_s = 0.0
         if hasattr(sampler, "setup"):
             ts = time.perf_counter()
             sampler.setup(model, graph, split, dev, gen)
-            if hasattr(sampler, "pretrain"):  # the GAN generator's pre-training (trainer: at
-                sampler.pretrain(gen)         # the first epoch hook): timed as setup here
+            sampler.on_epoch_start(1)  # (the GAN generator's pre-training: timed as setup)
             sync(dev)
             setup_s = time.perf_counter() - ts
             out[f"setup_s[{label}]"] = setup_s
@@ -130,8 +129,7 @@ def bench(name: str, dev: torch.device, max_batches: int, batch: int = 2048,
         train_one_epoch(model, graph, sampler, loss, 1e-4, opt, tu[:2 * batch], ti[:2 * batch],
                         batch, gen)
         sync(dev)
-        if hasattr(sampler, "end_epoch"):  # GAN samplers: put one G phase + redraw in the timing
-            sampler.end_epoch()
+        sampler.on_epoch_start(2)  # GAN samplers: put one G phase + redraw in the timing
         st = train_one_epoch(model, graph, sampler, loss, 1e-4, opt, tu, ti, batch, gen)
         fixed = st.get("gen_phase_seconds", 0.0)  # once per epoch: not extrapolated per batch
         pb = (st["train_seconds"] - fixed) / timed_batches

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from softbpr.config import load
+from softbpr.config import SamplerConfig, load
 from softbpr.evaluate import rank_metrics
 from softbpr.graph import InteractionGraph
 from softbpr.models import build_model
-from softbpr.samplers import build_sampler
+from softbpr.samplers import SAMPLERS, build_sampler
 from softbpr.trainer import fit
 
 pytestmark = [pytest.mark.gpu,
@@ -34,15 +34,15 @@ def test_propagation_parity(name, blocks):
     (e_g.user.sum() + e_g.item.sum()).backward()  # backward of the custom spmm on CUDA
 
 
-@pytest.mark.parametrize("sampler", ["uniform", "dns", "mixgcf"])
+@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
 def test_samplers_on_gpu(sampler, blocks):
     gpu = torch.device("cuda")
     g = InteractionGraph.from_pairs(blocks.train, blocks.n_users, blocks.n_items, gpu)
     m = build_model("lightgcn", blocks.n_users, blocks.n_items, 8, 2, "xavier",
                     torch.Generator().manual_seed(0)).to(gpu)
-    s = build_sampler(sampler, 8)
-    if hasattr(s, "setup"):
-        s.setup(m, g, blocks, gpu, None)
+    s = build_sampler(SamplerConfig(name=sampler, pool_size=8, gen_dim=8, gen_pretrain_epochs=1))
+    s.setup(m, g, blocks, gpu, None)
+    s.on_epoch_start(1)
     users = torch.arange(blocks.n_users, device=gpu).repeat(20)
     neg = s.sample(users, users % blocks.n_items, m.propagate(g), g,
                    torch.Generator(device=gpu).manual_seed(0))

@@ -1,13 +1,29 @@
-"""Samplers never return a training positive; DNS picks the arg-max candidate."""
+"""Samplers: the contract over SAMPLERS (lifecycle, shapes, never a known positive), uniform
+candidates, DNS's arg-max and MixGCF against the literal reference code."""
+
+import copy
 
 import numpy as np
 import pytest
 import torch
 
+from softbpr.config import SamplerConfig
 from softbpr.graph import InteractionGraph
-from softbpr.models import LightGCN
-from softbpr.samplers import DynamicHardSampler, UniformSampler, nth_free_item, uniform_candidates
+from softbpr.models import MODELS, LightGCN, build_model
+from softbpr.samplers import (
+    SAMPLERS,
+    DynamicHardSampler,
+    MixGCFSampler,
+    Sampler,
+    build_sampler,
+    nth_free_item,
+    uniform_candidates,
+)
 from softbpr.split import Pairs
+
+
+def graph_of(split):
+    return InteractionGraph.from_pairs(split.train, split.n_users, split.n_items)
 
 
 def dense_graph():
@@ -20,20 +36,78 @@ def dense_graph():
     return InteractionGraph.from_pairs(p, 7, 11), p
 
 
-@pytest.mark.parametrize("sampler", [UniformSampler(), DynamicHardSampler(1),
-                                     DynamicHardSampler(4), DynamicHardSampler(64)])
-def test_never_returns_a_train_positive(sampler, gen):
+def small(name: str, **over) -> SamplerConfig:
+    """A sampler config that keeps every sampler fast (small generator, H = 4)."""
+    return SamplerConfig(**{"name": name, "pool_size": 4, "gen_dim": 4,
+                            "gen_pretrain_epochs": 1, **over})
+
+
+# ---------------------------------------------------------------------- contract over SAMPLERS
+
+def test_registry_names_and_classes_agree():
+    for name, cls in SAMPLERS.items():
+        assert issubclass(cls, Sampler) and cls.name == name
+        assert type(build_sampler(small(name))) is cls
+
+
+@pytest.mark.parametrize("model_name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_every_sampler_on_every_model(blocks, name, model_name):
+    """The trainer's lifecycle, hooks called unconditionally: setup, on_epoch_start, sample,
+    stats (reset on read), state_dict -> load_state_dict into a fresh sampler."""
+    g = graph_of(blocks)
+    model = build_model(model_name, blocks.n_users, blocks.n_items, 8, 2, "xavier",
+                        torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(0)
+    sampler = build_sampler(small(name))
+    sampler.setup(model, g, blocks, torch.device("cpu"), gen)
+    users = torch.arange(blocks.n_users).repeat(3)
+    pos = torch.from_numpy(blocks.train.items[np.searchsorted(blocks.train.users,
+                                                              users.numpy())])
+    for epoch in (1, 2):
+        sampler.on_epoch_start(epoch, max_batches=0)
+        emb = model.propagate(g)
+        neg = sampler.sample(users, pos, emb, g, gen)
+        assert neg.emb.shape == (len(users), model.out_dim) and neg.emb.requires_grad
+        if neg.items is not None:
+            assert neg.items.shape == users.shape
+            assert not g.is_positive(users, neg.items).any()
+        else:  # synthetic negatives carry their own layer-0 rows for the L2 penalty
+            assert neg.ego.shape == (len(users), 8)
+        st = sampler.stats()
+        assert "neg_score" in st and all(isinstance(v, float) and np.isfinite(v)
+                                         for v in st.values())
+        assert "neg_score" not in sampler.stats()  # reset on read
+    state = copy.deepcopy(sampler.state_dict())
+    again = build_sampler(small(name))
+    again.setup(model, g, blocks, torch.device("cpu"), torch.Generator().manual_seed(1))
+    again.load_state_dict(state)
+    assert str(again.state_dict()) == str(state)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_no_sampler_returns_a_known_positive(name):
+    """On a dense graph (user 0 owns every item but item 5), over 3 epochs of 7 x 60 pairs:
+    every real negative is a non-train item, and user 0 always gets item 5."""
     g, p = dense_graph()
     model = LightGCN(7, 11, dim=8, layers=2, generator=torch.Generator().manual_seed(1))
-    emb = model.propagate(g)
+    gen = torch.Generator().manual_seed(0)
+    sampler = build_sampler(small(name, pool_size=8))
+    sampler.setup(model, g, None, torch.device("cpu"), gen)
     known = set(zip(p.users.tolist(), p.items.tolist()))
-    users = torch.arange(7).repeat(300)
-    neg = sampler.sample(users, None, emb, g, gen)
-    assert neg.items.shape == users.shape and neg.emb.shape == (len(users), 8)
-    for u, j in zip(users.tolist(), neg.items.tolist()):
-        assert (u, j) not in known
-    assert set(neg.items[users == 0].tolist()) == {5}  # the only free item of user 0
+    users = torch.arange(7).repeat(60)
+    pos = torch.from_numpy(p.items[np.searchsorted(p.users, users.numpy())])
+    for epoch in (1, 2, 3):
+        sampler.on_epoch_start(epoch)
+        neg = sampler.sample(users, pos, model.propagate(g), g, gen)
+        if neg.items is None:
+            pytest.skip("synthetic negatives have no item ids; test_mixgcf_negative_is_on_the_"
+                        "positive_candidate_segments checks the candidates they mix")
+        assert not {(u, j) for u, j in zip(users.tolist(), neg.items.tolist())} & known
+        assert set(neg.items[users == 0].tolist()) == {5}
 
+
+# ----------------------------------------------------------------------- uniform candidates
 
 def test_nth_free_item_enumerates_each_users_complement_in_order():
     """Ranks 0..n_free-1 map one to one onto the user's non-train items, in item order, for
@@ -52,7 +126,7 @@ def test_nth_free_item_enumerates_each_users_complement_in_order():
 
 
 def test_rejection_falls_back_to_rank_draws_for_dense_users(gen):
-    g, p = dense_graph()
+    g, _ = dense_graph()
     users = torch.zeros(50, dtype=torch.long)
     cand = uniform_candidates(g, users, 3, gen, method="reject", max_rounds=0)
     assert torch.all(cand == 5)
@@ -69,8 +143,10 @@ def test_uniform_candidates_cover_the_complement(gen, method):
     assert counts[list(free)].min() > 0.5 * 4000 / len(free)  # roughly uniform
 
 
+# -------------------------------------------------------------------------------------- DNS
+
 def test_dns_picks_argmax_and_gradient_flows_through_chosen_item(blocks):
-    g = InteractionGraph.from_pairs(blocks.train, blocks.n_users, blocks.n_items)
+    g = graph_of(blocks)
     model = LightGCN(blocks.n_users, blocks.n_items, dim=8, layers=2,
                      generator=torch.Generator().manual_seed(0))
     emb = model.propagate(g)
@@ -89,6 +165,71 @@ def test_dns_picks_argmax_and_gradient_flows_through_chosen_item(blocks):
     assert model.item_emb.grad is not None and model.item_emb.grad.abs().sum() > 0
 
 
-def test_pool_size_validation():
-    with pytest.raises(ValueError, match="pool_size"):
-        DynamicHardSampler(0)
+# ----------------------------------------------------------------------------------- MixGCF
+
+def reference_mixgcf(emb, users, pos, cand, alpha, per_layer_user):
+    """MixGCF's `negative_sampling`, literally: all candidates mixed, then the per-layer max."""
+    s_e = torch.stack([lay[users] for lay in emb.user_layers], 1)  # [B, L+1, d]
+    if not per_layer_user:
+        s_e = emb.user[users].unsqueeze(1)  # pooled user, broadcast over layers
+    p_e = torch.stack([lay[pos] for lay in emb.item_layers], 1)  # [B, L+1, d]
+    n_e = torch.stack([lay[cand] for lay in emb.item_layers], 2)  # [B, H, L+1, d]
+    seed = alpha[:, None, :, None]  # [B, 1, L+1, 1]
+    n_e_ = seed * p_e.unsqueeze(1) + (1 - seed) * n_e
+    scores = (s_e.unsqueeze(1) * n_e_).sum(-1)  # [B, H, L+1]
+    idx = scores.argmax(1)  # [B, L+1]
+    B, L1 = idx.shape
+    return n_e_[torch.arange(B)[:, None], idx, torch.arange(L1)[None, :]], idx  # [B, L+1, d]
+
+
+@pytest.mark.parametrize("model_name", ["lightgcn", "ngcf"])
+def test_mixgcf_negative_is_on_the_positive_candidate_segments(blocks, model_name):
+    g = graph_of(blocks)
+    model = build_model(model_name, blocks.n_users, blocks.n_items, 8, 2, "xavier",
+                        torch.Generator().manual_seed(1))
+    emb = model.propagate(g)
+    users = torch.arange(blocks.n_users).repeat(4)
+    pos = torch.from_numpy(blocks.train.items[np.searchsorted(blocks.train.users,
+                                                              users.numpy())])
+    H = 5
+    sampler = MixGCFSampler(H)
+    sampler.setup(model, g, blocks, "cpu", None)
+    neg = sampler.sample(users, pos, emb, g, torch.Generator().manual_seed(9))
+    replay = torch.Generator().manual_seed(9)
+    cand = uniform_candidates(g, users, H, replay)
+    alpha = torch.rand(len(users), 3, generator=replay)
+    assert neg.items is None and neg.emb.shape == (len(users), model.out_dim)
+    # the candidates mixed in are non-train items (the contract for synthetic negatives)
+    assert not g.is_positive(users.unsqueeze(1).expand_as(cand), cand).any()
+    # per layer: e_l = α_l p_l + (1 − α_l) c_l for a candidate c_l, 0 <= α_l < 1, i.e. on the
+    # segment [p_l, c_l]; and the candidate is the one the reference code picks
+    ref, idx = reference_mixgcf(emb, users, pos, cand, alpha, model_name == "ngcf")
+    layers = []
+    for l, lay in enumerate(emb.item_layers):
+        p, c = lay[pos], lay[cand.gather(1, idx[:, l:l + 1]).squeeze(1)]
+        e_l = alpha[:, l:l + 1] * p + (1 - alpha[:, l:l + 1]) * c
+        t = ((e_l - p) * (c - p)).sum(-1) / (c - p).pow(2).sum(-1).clamp_min(1e-12)
+        assert ((t >= 0) & (t <= 1)).all()
+        torch.testing.assert_close(p + t.unsqueeze(1) * (c - p), e_l)
+        torch.testing.assert_close(e_l, ref[:, l])
+        layers.append(e_l)
+    torch.testing.assert_close(neg.emb, model.pool(layers))  # pooled like a real item
+    torch.testing.assert_close(neg.ego, layers[0])  # layer-0 row for the L2 penalty
+    st = sampler.stats()  # hardness: pooled scores of the synthetic negative and of candidates
+    u = emb.user[users].detach()
+    assert st["neg_score"] == pytest.approx(float((u * neg.emb.detach()).sum(-1).mean()), rel=1e-4)
+    cand_scores = (u.unsqueeze(1) * emb.item[cand].detach()).sum(-1)
+    assert st["cand_score"] == pytest.approx(float(cand_scores.mean()), rel=1e-4, abs=1e-6)
+    if model_name == "lightgcn":
+        assert (idx[:, 0] != idx[:, -1]).any()  # hop mixing: layers pick different candidates
+    # gradient reaches the positive's and the chosen candidates' ego rows
+    neg.emb.sum().backward()
+    grad = model.item_emb.grad.abs().sum(1)
+    assert (grad[pos.unique()] > 0).all()
+
+
+def test_mixgcf_needs_setup(blocks):
+    g = graph_of(blocks)
+    emb = LightGCN(blocks.n_users, blocks.n_items, 4, 1).propagate(g)
+    with pytest.raises(RuntimeError, match="setup"):
+        MixGCFSampler(4).sample(torch.tensor([0]), torch.tensor([0]), emb, g, None)

@@ -59,14 +59,17 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(blocks, tmp_path, monkeyp
     calls = {"n": 0}
     real = tr.build_loss
 
-    def flaky(name, alpha):
-        inner = real(name, alpha)
+    class Flaky:
+        def __init__(self, cfg):
+            self.inner = real(cfg)
+            self.alpha = self.inner.alpha
 
-        def loss(u, p, n):
+        def __call__(self, u, p, n):
             calls["n"] += 1
-            v = inner(u, p, n)
+            v = self.inner(u, p, n)
             return v * float("nan") if calls["n"] > 12 else v  # 3 batches/epoch: epoch 5 fails
-        return loss
+
+    flaky = Flaky
 
     monkeypatch.setattr(tr, "build_loss", flaky)
     with pytest.raises(TrainingDiverged, match="epoch 5.*non-finite"):

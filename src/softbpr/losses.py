@@ -1,57 +1,102 @@
 """Pairwise losses on (user, positive, negative) embeddings, and the L2 penalty.
 
-All are means over the batch and use `logsigmoid` (stable for any score gap).
+A loss is called as `loss(u [B, d], pos [B, d], neg [B, d] or [B, M, d]) -> scalar` and has
+`.alpha` (0 when it has none). With M negatives per pair the BPR-family losses below average
+over the B·M (pair, negative) terms, i.e. each is the mean of M one-negative losses. All use
+`logsigmoid` (stable for any score gap); ŷ_ui = <u, pos>, ŷ_uj = <u, neg>.
 - BPR (Rendle et al. 2009):     L = -mean ln σ(ŷ_ui − ŷ_uj)
 - soft BPR (SDNS paper, eq. 10): L = -mean ln σ((1−α)(ŷ_ui − ŷ_uj)),  0 <= α < 1
 - mixed BPR (eq. 5 + eq. 1):    e_j' = α e_i + (1−α) e_j,  L = -mean ln σ(ŷ_ui − <e_u, e_j'>)
 Since <e_u, e_j'> = α ŷ_ui + (1−α) ŷ_uj, mixed BPR equals soft BPR exactly, in value and in
 gradient w.r.t. every embedding (eq. 7); `tests/test_losses.py` checks it numerically.
-The gradient weight of a triplet is Δ = 1 − σ((1−α)(ŷ_ui − ŷ_uj)) (eq. 8–9), see `gradient_weight`.
+The gradient weight of a triplet is Δ = 1 − σ((1−α)(ŷ_ui − ŷ_uj)) (eq. 8–9), see `gradient_weight`
+(the trainer logs it per epoch with the loss's own α).
 - adversarial BPR (AdvIR's adversarial training, pairwise form; APR's objective):
       L = BPR(u, i, j) + w · BPR(u + δ_u, i + δ_i, j + δ_j),   δ_x = ε g_x / ||g_x||₂ per row,
   g_x = ∂BPR/∂x at the clean embeddings (the fast-gradient, worst-case direction), see `AdvBPR`.
+
+Losses are built from the [loss] config section: `build_loss(cfg)` = `LOSSES[cfg.name]
+.from_config(cfg)`; the defaults of α, ε and the adversarial weight live in `config.LossConfig`
+only, and it validates them (the constructors take them as given).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 
-
-def _check_alpha(alpha: float) -> float:
-    if not (0.0 <= alpha < 1.0):
-        raise ValueError(f"alpha must be in [0, 1), got {alpha}")
-    return float(alpha)
+if TYPE_CHECKING:  # config imports the registry: no import at run time
+    from .config import LossConfig
 
 
-class SoftBPR:
-    """-mean ln σ((1−α)(ŷ_ui − ŷ_uj)); α = 0 is plain BPR."""
+def score_gap(u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+    """ŷ_ui − ŷ_uj: u, pos [B, d], neg [B, d] -> [B]; neg [B, M, d] -> [B, M]."""
+    s_pos = (u * pos).sum(-1)  # [B]
+    if neg.dim() == 3:
+        return s_pos.unsqueeze(1) - (u.unsqueeze(1) * neg).sum(-1)  # [B, M]
+    return s_pos - (u * neg).sum(-1)
 
-    def __init__(self, alpha: float = 0.0):
-        self.alpha = _check_alpha(alpha)
+
+def gradient_weight(diff: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Δ = 1 − σ((1−α)·diff) for score gaps diff = ŷ_ui − ŷ_uj (the weight in eq. 8/9):
+    ∂ soft BPR / ∂ diff = −(1−α) Δ / (number of terms averaged)."""
+    return 1.0 - torch.sigmoid((1.0 - alpha) * diff)
+
+
+class Loss:
+    """Base class: `__call__(u, pos, neg) -> scalar`, `.alpha`, `from_config(cfg)`."""
+
+    alpha: float = 0.0
+
+    @classmethod
+    def from_config(cls, cfg: LossConfig) -> Loss:
+        return cls()
 
     def __call__(self, u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        # u, pos, neg: [B, d]
-        diff = (u * pos).sum(-1) - (u * neg).sum(-1)  # [B]
-        return -F.logsigmoid((1.0 - self.alpha) * diff).mean()
+        raise NotImplementedError
+
+
+class SoftBPR(Loss):
+    """-mean ln σ((1−α)(ŷ_ui − ŷ_uj)); α = 0 is plain BPR."""
+
+    def __init__(self, alpha: float):
+        self.alpha = float(alpha)
+
+    @classmethod
+    def from_config(cls, cfg: LossConfig) -> SoftBPR:
+        return cls(cfg.alpha)
+
+    def __call__(self, u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        return -F.logsigmoid((1.0 - self.alpha) * score_gap(u, pos, neg)).mean()
 
 
 class BPR(SoftBPR):
-    def __init__(self, alpha: float = 0.0):
-        if alpha not in (0, 0.0):
-            raise ValueError(f"loss 'bpr' takes no alpha (got {alpha}); use loss 'soft_bpr'")
+    """-mean ln σ(ŷ_ui − ŷ_uj) (α = 0)."""
+
+    def __init__(self):
         super().__init__(0.0)
 
+    @classmethod
+    def from_config(cls, cfg: LossConfig) -> BPR:
+        return cls()
 
-class MixedBPR:
+
+class MixedBPR(Loss):
     """BPR on the positive-dominated synthetic negative e_j' = α e_i + (1−α) e_j (eq. 5)."""
 
-    def __init__(self, alpha: float = 0.9):
-        self.alpha = _check_alpha(alpha)
+    def __init__(self, alpha: float):
+        self.alpha = float(alpha)
+
+    @classmethod
+    def from_config(cls, cfg: LossConfig) -> MixedBPR:
+        return cls(cfg.alpha)
 
     def __call__(self, u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        mixed = self.alpha * pos + (1.0 - self.alpha) * neg  # [B, d]
-        return -F.logsigmoid((u * pos).sum(-1) - (u * mixed).sum(-1)).mean()
+        p = pos.unsqueeze(1) if neg.dim() == 3 else pos  # [B, 1, d] against [B, M, d]
+        mixed = self.alpha * p + (1.0 - self.alpha) * neg  # like neg
+        return -F.logsigmoid(score_gap(u, pos, mixed)).mean()
 
 
 def adversarial_perturbation(grads: tuple[torch.Tensor, ...], eps: float
@@ -60,7 +105,7 @@ def adversarial_perturbation(grads: tuple[torch.Tensor, ...], eps: float
     return tuple(eps * g / g.norm(dim=-1, keepdim=True).clamp_min(1e-12) for g in grads)
 
 
-class AdvBPR:
+class AdvBPR(Loss):
     """AdvIR's adversarial training (Park & Chang, WWW 2019), pairwise form, as a loss wrapper.
 
     L = BPR(u, i, j) + weight · BPR(u + δ_u, i + δ_i, j + δ_j), with δ_x = ε g_x / ||g_x||₂ row by
@@ -68,31 +113,30 @@ class AdvBPR:
     perturbation of L2 norm ε, in the direction that increases the loss (FGSM with L2 norm, as
     AdvIR and APR). δ is a constant (the gradient is taken with create_graph=False and
     detached), so the second term trains the model to rank correctly *around* its embeddings.
+    With M negatives per pair each negative row [B, M, d'] gets its own δ.
 
     What is perturbed: the pooled representations the trainer scores (user, positive and the
     sampled negative — AdvIR perturbs both clicked and sampled examples). APR/AdvIR perturb the
     embeddings of an MF-style model directly; for a GNN the pooled vector is the embedding that
     is scored, and perturbing it needs no second propagation.
-    Defaults: weight = 1 (APR's λ, He et al., SIGIR 2018) and ε = 0.01. AdvIR's item-recommendation
-    values could not be verified. APR uses ε = 0.5, but on MF embeddings pre-trained with BPR;
-    ε is absolute, and the pooled vectors trained here from scratch have norms of about 0.03-0.5
-    (synthetic-small after 20 epochs: 0.17). There ε >= 0.05 held training back (20 epochs of
-    preset advir on synthetic-small, test recall@50: ε 0.5 -> 0.14, 0.1 -> 0.13, 0.05 -> 0.36,
-    0.03 -> 0.40, 0.01 -> 0.40; plain BPR with the same sampler 0.40). Scale ε with the model's
-    embedding norms (config loss.eps, loss.adv_weight).
+    Config defaults (loss.adv_weight, loss.eps): weight = 1 (APR's λ, He et al., SIGIR 2018) and
+    ε = 0.01. AdvIR's item-recommendation values could not be verified. APR uses ε = 0.5, but
+    on MF embeddings pre-trained with BPR; ε is absolute, and the pooled vectors trained here
+    from scratch have norms of about 0.03-0.5 (synthetic-small after 20 epochs: 0.17). There
+    ε >= 0.05 held training back (20 epochs of preset advir on synthetic-small, test recall@50:
+    ε 0.5 -> 0.14, 0.1 -> 0.13, 0.05 -> 0.36, 0.03 -> 0.40, 0.01 -> 0.40; plain BPR with the same
+    sampler 0.40). Scale ε with the model's embedding norms.
     `last_delta` keeps the latest (δ_u, δ_i, δ_j) for inspection.
     """
 
-    alpha = 0.0
-
-    def __init__(self, alpha: float = 0.0, eps: float = 0.01, weight: float = 1.0):
-        if alpha not in (0, 0.0):
-            raise ValueError(f"loss 'adv_bpr' takes no alpha (got {alpha})")
-        if eps < 0 or weight < 0:
-            raise ValueError(f"eps and weight must be >= 0, got {eps}, {weight}")
+    def __init__(self, eps: float, weight: float):
         self.eps, self.weight = float(eps), float(weight)
-        self.base = SoftBPR(0.0)
+        self.base = BPR()
         self.last_delta: tuple[torch.Tensor, ...] | None = None
+
+    @classmethod
+    def from_config(cls, cfg: LossConfig) -> AdvBPR:
+        return cls(cfg.eps, cfg.adv_weight)
 
     def __call__(self, u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         loss = self.base(u, pos, neg)  # [] clean BPR
@@ -112,11 +156,6 @@ class AdvBPR:
         return loss + self.weight * self.base(u + du, pos + dp, neg + dn)
 
 
-def gradient_weight(diff: torch.Tensor, alpha: float) -> torch.Tensor:
-    """Δ = 1 − σ((1−α)·diff) for score gaps diff = ŷ_ui − ŷ_uj (the weight in eq. 8/9)."""
-    return 1.0 - torch.sigmoid((1.0 - alpha) * diff)
-
-
 def l2_penalty(*rows: torch.Tensor) -> torch.Tensor:
     """sum over the given layer-0 rows of ||e||² / 2, divided by the batch size (rows[0] count).
 
@@ -126,11 +165,12 @@ def l2_penalty(*rows: torch.Tensor) -> torch.Tensor:
     return sum(r.pow(2).sum() for r in rows) / 2.0 / batch
 
 
-LOSSES = {"bpr": BPR, "soft_bpr": SoftBPR, "mixed_bpr": MixedBPR, "adv_bpr": AdvBPR}
+LOSSES: dict[str, type[Loss]] = {"bpr": BPR, "soft_bpr": SoftBPR, "mixed_bpr": MixedBPR,
+                                 "adv_bpr": AdvBPR}
 
 
-def build_loss(name: str, alpha: float, **options):
-    """Loss `name`; `options` are loss-specific keyword arguments (LossConfig.options())."""
-    if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
-    return LOSSES[name](alpha, **options)
+def build_loss(cfg: LossConfig) -> Loss:
+    """The loss of config section `cfg` (a `config.LossConfig`)."""
+    if cfg.name not in LOSSES:
+        raise ValueError(f"unknown loss {cfg.name!r}; choose one of {', '.join(LOSSES)}")
+    return LOSSES[cfg.name].from_config(cfg)

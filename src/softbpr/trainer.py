@@ -33,7 +33,7 @@ from .distributed import Dist
 from .distributed import setup as dist_setup
 from .evaluate import RankingTask, score_task
 from .graph import InteractionGraph
-from .losses import build_loss, l2_penalty
+from .losses import build_loss, gradient_weight, l2_penalty
 from .models import MF, build_model
 from .samplers import build_sampler
 from .seeding import make_generators
@@ -135,7 +135,7 @@ def train_one_epoch(model: MF, graph: InteractionGraph, sampler, loss_fn, reg: f
         optimizer.step()
         with torch.no_grad():
             gap = (eu * ei).sum(-1) - (eu * neg.emb).sum(-1)  # ŷ_ui − ŷ_uj, [B]
-            delta = 1.0 - torch.sigmoid((1.0 - alpha) * gap)  # gradient weight Δ (eq. 8/9)
+            delta = gradient_weight(gap, alpha)  # gradient weight Δ (eq. 8/9)
             delta_hist += bin_counts(delta, edges)
             m = users.numel()
             tot += torch.stack([loss.detach().double() * m, penalty.detach().double() * m,
@@ -250,8 +250,8 @@ def fit(exp: Experiment, split: Split | None = None, out_dir: str | Path | None 
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(model, device_ids=None)
-    sampler = build_sampler(exp.sampler.name, exp.sampler.pool_size, **exp.sampler.options())
-    loss_fn = build_loss(exp.loss.name, exp.loss.alpha, **exp.loss.options())
+    sampler = build_sampler(exp.sampler)
+    loss_fn = build_loss(exp.loss)
     opt = torch.optim.Adam(model.parameters(), lr=exp.train.lr, fused=True)  # 1 kernel/step
     train_u = torch.from_numpy(split.train.users).to(device)
     train_i = torch.from_numpy(split.train.items).to(device)
