@@ -89,15 +89,84 @@ def test_busy_cpu_warning(monkeypatch):
 
     import torch
 
-    from softbpr.cli import _busy_cpu_warning
+    from softbpr.cli.train import busy_cpu_note
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     monkeypatch.setattr(os, "getloadavg", lambda: (2.1, 2.0, 2.0))
-    assert "OMP_NUM_THREADS" in _busy_cpu_warning()
+    assert "OMP_NUM_THREADS" in busy_cpu_note()
     monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.2, 0.2))
-    assert _busy_cpu_warning() is None  # idle machine
+    assert busy_cpu_note() is None  # idle machine
     monkeypatch.setattr(os, "getloadavg", lambda: (2.1, 2.0, 2.0))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert _busy_cpu_warning() is None  # the user chose the threads
+    assert busy_cpu_note() is None  # the user chose the threads
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["train", "--epochs", "many"], "argument --epochs: invalid int value: 'many'"),
+    (["train", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    (["sweep", "s.toml", "--shard", "4/3"], "argument --shard: must be K/N"),
+    (["recommend", "run", "--user", "1", "--users-file", "/nonexistent/users.txt"],
+     "/nonexistent/users.txt"),
+    (["nope"], "invalid choice: 'nope'"),
+])
+def test_usage_and_environment_errors_are_one_line(argv, msg, capsys):
+    assert main(argv) == 2
+    cap = capsys.readouterr()
+    err = cap.err.strip()
+    assert err.startswith("softbpr: error: ") and msg in err and len(err.splitlines()) == 1
+    assert cap.out == ""
+
+
+def test_unexpected_errors_are_bugs_with_a_traceback(monkeypatch, capsys):
+    import softbpr.recommend
+
+    def broken(*a, **k):
+        raise ZeroDivisionError("oops")
+
+    monkeypatch.setattr(softbpr.recommend, "load_recommender", broken)
+    assert main(["recommend", "run", "--user", "1"]) == 70
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "ZeroDivisionError: oops" in err
+    assert err.strip().splitlines()[-1].startswith("softbpr: error: unexpected ZeroDivisionError")
+    assert "this is a bug" in err
+
+
+def test_sigterm_unwinds_during_a_command_only(monkeypatch):
+    import os
+    import signal
+
+    import softbpr.recommend
+
+    seen = {}
+
+    def terminated(*a, **k):
+        seen["handler"] = signal.getsignal(signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` would
+        raise AssertionError("not reached")
+
+    monkeypatch.setattr(softbpr.recommend, "load_recommender", terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as e:
+        main(["recommend", "run", "--user", "1"])
+    assert e.value.code == 128 + signal.SIGTERM
+    assert seen["handler"] is not before and signal.getsignal(signal.SIGTERM) is before
+
+
+def test_docstring_lists_every_command():
+    import softbpr.cli
+    from softbpr.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name, parser in sub.choices.items():
+        assert f"    {name}" in softbpr.cli.__doc__, name
+        nested = [a for a in parser._actions if a.dest == "data_command"]
+        for inner in (nested[0].choices if nested else ()):
+            assert inner in softbpr.cli.__doc__, f"{name} {inner}"
+
+
+def test_python_dash_m_and_version():
+    p = subprocess.run([sys.executable, "-m", "softbpr", "--version"], capture_output=True,
+                       text=True, check=True)
+    assert p.stdout.startswith("softbpr ")

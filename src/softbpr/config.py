@@ -86,7 +86,7 @@ class DataConfig(_Section):
                         choices=("auto", "lightgcn", "csv", "recbole", "parquet"))
     """auto | lightgcn (folder with train.txt/test.txt[/valid.txt], or a *train* file) | csv (one
     delimited file: comma, TAB, '::', ';' or spaces) | recbole (.inter) | parquet."""
-    split: str = param("auto", "auto: given for LightGCN folders, temporal when timestamps "
+    split: str = param("auto", "auto = given for LightGCN folders, temporal when timestamps "
                        "exist, else random", choices=("auto", "given", "temporal", "random"))
     """auto | given | temporal | random. auto: given for LightGCN folders, temporal when the
     data has timestamps (the paper's protocol), else random."""
@@ -94,7 +94,7 @@ class DataConfig(_Section):
                          "user,item,rating,timestamp")
     """Column names of a delimited file in order (user, item, timestamp; others are ignored,
     e.g. ``user,item,rating,timestamp`` for MovieLens u.data). A header line overrides this."""
-    kcore: int = param(0, "k-core filter on users and items (0/1 = off)", ge=0)
+    kcore: int = param(0, "k-core filter on users and items; 0/1 = off", ge=0)
     """Drop users and items with fewer than k interactions, repeatedly (0/1 = off)."""
     valid_ratio: float = param(0.1, "per-user validation share", ge=0.0, lt=1.0)
     """Per-user share of interactions held out for validation (temporal/random splits, and of
@@ -123,15 +123,15 @@ class ModelConfig(_Section):
     """Propagation layers L of LightGCN / NGCF (ignored by mf)."""
     init: str = param("xavier", "embedding initialisation", choices=("xavier", "normal"))
     """xavier (uniform, as MixGCF's code) | normal (N(0, 0.1^2), as LightGCN-PyTorch)."""
-    mess_dropout: float = param(0.0, "ngcf: message dropout rate (NGCF's code: 0.1)",
+    mess_dropout: float = param(0.0, "ngcf: message dropout rate; NGCF's code uses 0.1",
                                 ge=0.0, lt=1.0)
     """NGCF message dropout on each layer's output, training only (0 = off, as MixGCF's README
     runs; the NGCF code uses 0.1)."""
     node_dropout: float = param(0.0, "ngcf: node (adjacency entry) dropout rate", ge=0.0, lt=1.0)
     """NGCF node dropout: share of propagation-matrix entries dropped per training pass (0 = off
     as in both reference READMEs; 0.1 when enabled there)."""
-    ngcf_variant: str = param("original", "ngcf: original (the NGCF authors' code) | mixgcf "
-                              "(MixGCF's port)", choices=("original", "mixgcf"))
+    ngcf_variant: str = param("original", "ngcf: the authors' code (original) or MixGCF's port",
+                              choices=("original", "mixgcf"))
     """original (the NGCF authors' code: D^-1 (A+I), one LeakyReLU per branch) | mixgcf
     (MixGCF's port: LightGCN's D^-1/2 A D^-1/2, one LeakyReLU on the sum). See models.NGCF."""
 
@@ -155,7 +155,7 @@ class SamplerConfig(_Section):
     """Sampler: how negatives are drawn."""
 
     SECTION: ClassVar[str] = "sampler"
-    name: str = param("dns", "negative sampler (overrides the preset)", choices=SAMPLER_NAMES)
+    name: str = param("dns", "negative sampler; overrides the preset", choices=SAMPLER_NAMES)
     """uniform (RNS) | dns (H candidates, keep the highest-scored) | mixgcf (positive + hop
     mixing of H candidates: a synthetic negative) | irgan | advir (a generator samples the
     negative; see samplers.py)."""
@@ -195,7 +195,7 @@ class LossConfig(_Section):
     """Loss: the pairwise objective."""
 
     SECTION: ClassVar[str] = "loss"
-    name: str = param("soft_bpr", "pairwise loss (overrides the preset)", choices=LOSS_NAMES)
+    name: str = param("soft_bpr", "pairwise loss; overrides the preset", choices=LOSS_NAMES)
     """bpr | soft_bpr (-ln σ((1-α)(ŷ_ui-ŷ_uj))) | mixed_bpr (BPR on α e_i + (1-α) e_j) |
     adv_bpr (BPR + adv_weight · BPR on ε-perturbed embeddings: AdvIR's adversarial training)."""
     alpha: float | None = param(None, "α of soft/mixed BPR; soft factor τ = 1-α", ge=0.0, lt=1.0,
@@ -241,9 +241,9 @@ class TrainConfig(_Section):
     """Training pairs per step; an epoch visits every training pair once, shuffled."""
     epochs: int = param(100, "maximum epochs", ge=1)
     """Maximum number of epochs."""
-    eval_every: int = param(5, "validate every N epochs (and after the last)", ge=1)
+    eval_every: int = param(5, "validate every N epochs and after the last", ge=1)
     """Evaluate on validation every N epochs (and after the last one)."""
-    patience: int = param(4, "evaluations without improvement before stopping (0 = never)", ge=0)
+    patience: int = param(4, "evaluations without improvement before stopping; 0 = never", ge=0)
     """Stop after this many evaluations without improvement of eval.metric (0 = never stop)."""
     seed: int = param(2020, "training seed: initialisation, shuffling, negatives")
     """Training seed: initialisation, shuffling and negative sampling."""
@@ -251,13 +251,13 @@ class TrainConfig(_Section):
     """auto | cpu | cuda | cuda:N."""
     checkpoint_every: int = param(1, "write the resumable training state every N epochs", ge=1)
     """Write the full training state (state.pt, for --resume) every N epochs."""
-    max_batches: int = param(0, "cap on batches per epoch, for smoke tests (0 = full epochs)",
+    max_batches: int = param(0, "cap on batches per epoch, for smoke tests; 0 = full epochs",
                              ge=0)
     """Cap on batches per epoch (0 = every training pair, the default). A capped epoch trains on
     the first max_batches batches of that epoch's shuffled order: for smoke tests and CI-sized
     runs on large data, not for results."""
     time_limit: float = param(0.0, "training budget in minutes: stop after the epoch that passes "
-                              "it, keep the best weights (0 = none)", ge=0.0)
+                              "it, keep the best weights; 0 = none", ge=0.0)
     """Wall-clock budget of the training loop in minutes (0 = none). When an epoch ends past it,
     training stops (result.json: "stop_reason": "time_limit"), the best weights so far are
     restored and tested, as on early stopping. For budgeted runs on shared machines."""
@@ -271,9 +271,9 @@ class EvalConfig(_Section):
     topk: tuple[int, ...] = param((20, 50), "cut-offs K of Recall@K and NDCG@K, e.g. 20,50",
                                   ge=1, label="K")
     """Cut-offs K for Recall@K and NDCG@K."""
-    metric: str = param("ndcg@50", "validation metric for early stopping (recall@K or ndcg@K)")
+    metric: str = param("ndcg@50", "validation metric for early stopping: recall@K or ndcg@K")
     """Validation metric for early stopping and model selection (recall@K or ndcg@K)."""
-    batch_users: int = param(0, "users scored at once (0 = auto)", ge=0)
+    batch_users: int = param(0, "users scored at once; 0 = auto", ge=0)
     """Users scored at once (0 = auto: about 2^25 scores per batch)."""
 
     def _cross_check(self):
