@@ -163,3 +163,37 @@ def test_cli(tmp_path):
                        capture_output=True, text=True, timeout=120, check=False)
     assert r.returncode == 2
     assert r.stderr.startswith("softbpr: error: ") and len(r.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("times", ["ties", "offset", "negative", "fractional", "huge", "nan"])
+def test_user_time_order_is_lexsort(times):
+    """The fast (user, time, file position) order of the temporal split equals the lexsort."""
+    from softbpr.split import user_time_order
+
+    rng = np.random.default_rng(0)
+    n = 5000
+    users = rng.integers(0, 3000, n)
+    t = {"ties": rng.integers(0, 5, n).astype(float),
+         "offset": rng.integers(10**9, 10**9 + 5, n).astype(float),
+         "negative": rng.integers(-10**6, 10**6, n).astype(float),
+         "fractional": rng.integers(0, 50, n) + rng.choice([0.0, 0.5], n),
+         "huge": rng.choice([0.0, 4e15], n),  # users x span too large for one int64 key
+         "nan": np.where(rng.random(n) < 0.01, np.nan, rng.integers(0, 9, n).astype(float)),
+         }[times]
+    want = np.lexsort((np.arange(n), t, users))
+    assert np.array_equal(user_time_order(users, t), want)
+
+
+def test_dedupe_fast_path_and_duplicates():
+    from softbpr.data import IdMap, Interactions, dedupe
+
+    u = np.array([0, 1, 0, 2, 1])
+    i = np.array([3, 3, 4, 0, 1])
+    d = Interactions(u, i, np.array([5.0, 4, 3, 2, 1]), IdMap(np.arange(3)), IdMap(np.arange(5)))
+    assert dedupe(d, log=lambda s: None) is d  # nothing to drop: the same object, no copy
+    u2 = np.append(u, 0)
+    i2 = np.append(i, 3)
+    d2 = Interactions(u2, i2, np.array([5.0, 4, 3, 2, 1, 0]), d.user_map, d.item_map)
+    lines = []
+    out = dedupe(d2, log=lines.append)
+    assert len(out) == 5 and lines and out.times[out.users == 0].min() == 0  # earliest kept

@@ -151,6 +151,10 @@ class Interactions:
 def dedupe(data: Interactions, log: Callable[[str], None] = print) -> Interactions:
     """Keep one row per (user, item): the earliest in time (then in file order)."""
     key = data.users * data.n_items + data.items
+    ks = np.sort(key)  # the common case, no duplicate, costs one sort (not a 3-key lexsort:
+    if not (ks[1:] == ks[:-1]).any():  # ~6x slower; 2 min at 100M rows)
+        return data
+    del ks
     if data.times is not None:
         order = np.lexsort((np.arange(len(data)), data.times, key))
     else:
