@@ -31,14 +31,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from softbpr.config import DataConfig, LossConfig, SamplerConfig
+from softbpr.config import DataConfig, LossConfig, SamplerConfig, load
+from softbpr.distributed import Dist
 from softbpr.graph import InteractionGraph
 from softbpr.losses import build_loss
 from softbpr.models import build_model
 from softbpr.samplers import build_sampler
-from softbpr.seeding import pick_device
+from softbpr.seeding import Generators, pick_device
 from softbpr.split import load_split
-from softbpr.trainer import evaluate_model, train_one_epoch
+from softbpr.trainer import Parts, evaluate_model, train_one_epoch
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SAMPLERS = [("rns", "uniform", "bpr", 1), ("dns H=16", "dns", "bpr", 16),
@@ -125,16 +126,19 @@ def bench(name: str, dev: torch.device, max_batches: int, batch: int = 2048,
             sync(dev)
             setup_s = time.perf_counter() - ts
             out[f"setup_s[{label}]"] = setup_s
+        exp = load(overrides={"batch_size": batch, "reg": 1e-4, "lr": 1e-3})
+        parts = Parts(exp, split, graph, model, model, sampler, loss, opt,
+                      Generators(gen, gen, gen), tu[:2 * batch], ti[:2 * batch], {}, Dist())
         # warm-up on a few batches, then one timed pass
-        train_one_epoch(model, graph, sampler, loss, 1e-4, opt, tu[:2 * batch], ti[:2 * batch],
-                        batch, gen)
+        train_one_epoch(parts)
         sync(dev)
         sampler.on_epoch_start(2)  # GAN samplers: put one G phase + redraw in the timing
-        st = train_one_epoch(model, graph, sampler, loss, 1e-4, opt, tu, ti, batch, gen)
+        parts.train_u, parts.train_i = tu, ti
+        st = train_one_epoch(parts)
         fixed = st.get("gen_phase_seconds", 0.0)  # once per epoch: not extrapolated per batch
         pb = (st["train_seconds"] - fixed) / timed_batches
         per_batch[label] = pb
-        objs[label] = (sampler, loss, opt)
+        objs[label] = parts
         out[f"epoch_s[{label}]"] = pb * n_batches + fixed
         out[f"sample_s[{label}]"] = ((st["sample_seconds"] - fixed) / timed_batches * n_batches
                                      + fixed)
@@ -159,8 +163,8 @@ def bench(name: str, dev: torch.device, max_batches: int, batch: int = 2048,
     sd = objs.get("sdns H=16")
 
     def sdns_batch():  # one training batch of sdns H=16 (the sampler timed above)
-        train_one_epoch(model, graph, sd[0], sd[1], 1e-4, sd[2], tu[:batch], ti[:batch], batch,
-                        gen)
+        sd.train_u, sd.train_i = tu[:batch], ti[:batch]
+        train_one_epoch(sd)
 
     # paired repeats, minimum of each: the ratio compares the two under the same conditions
     # (one pass each is at the mercy of whatever else runs on a shared machine)

@@ -119,3 +119,67 @@ def test_time_limit_stops_validates_and_keeps_the_best(blocks, tmp_path, monkeyp
     assert "valid" in run.history[-1] and res["epochs_run"] % 7 != 0
     assert run.best_epoch in [r["epoch"] for r in run.history if "valid" in r]
     assert res["test"]["recall@5"] >= 0
+
+
+def test_stoprun_from_callback_ends_cleanly(blocks, tmp_path):
+    """on_epoch may raise StopRun (a tuner pruning a trial): training stops after that epoch,
+    the best weights are tested and result.json records the reason."""
+    from softbpr.trainer import StopRun
+
+    def prune(row):
+        if row["epoch"] == 4:
+            raise StopRun("pruned")
+
+    run = fit(toy_exp(epochs=20, eval_every=2), split=blocks, out_dir=tmp_path / "r",
+              on_epoch=prune, log=lambda m: None, progress=False)
+    res = json.loads((tmp_path / "r" / "result.json").read_text())
+    assert res["stop_reason"] == "pruned" == run.stop_reason
+    assert res["epochs_run"] == 4 and run.best_epoch in (2, 4)
+    assert res["test"]["recall@5"] >= 0 and (tmp_path / "r" / "model.pt").exists()
+
+
+def test_history_delta_is_losses_gradient_weight(blocks, monkeypatch):
+    """The history's Δ (grad_weight, delta_*) comes from losses.gradient_weight with the loss's
+    own α: patching that function must show in the history."""
+    import softbpr.trainer as tr
+
+    seen = []
+
+    def fake(diff, alpha):
+        seen.append(alpha)
+        return torch.full_like(diff, 0.25)
+
+    monkeypatch.setattr(tr, "gradient_weight", fake)
+    run = fit(toy_exp(epochs=1, preset="sdns", alpha=0.7), split=blocks, log=lambda m: None,
+              progress=False)
+    assert run.history[0]["grad_weight"] == pytest.approx(0.25)
+    assert set(seen) == {0.7}
+
+
+def test_resume_refuses_a_state_of_another_config(blocks, tmp_path):
+    """state.pt carries a fingerprint of the config and data: resuming it under another
+    config (here another dim) is refused with a message naming what differs."""
+    import pytest as _pt
+
+    class Crash(Exception):
+        pass
+
+    def crash(row):
+        if row["epoch"] == 2:
+            raise Crash()
+
+    with _pt.raises(Crash):
+        fit(toy_exp(epochs=4), split=blocks, out_dir=tmp_path, on_epoch=crash,
+            log=lambda m: None, progress=False)
+    with _pt.raises(ValueError, match="model.dim"):
+        fit(toy_exp(epochs=4, dim=8), split=blocks, out_dir=tmp_path, resume=True,
+            log=lambda m: None, progress=False)
+
+
+def test_resume_without_state_starts_afresh(blocks, tmp_path):
+    """A run interrupted before its first state.pt can still be resumed: it starts over."""
+    (tmp_path / "config.json").write_text("{}")
+    run = fit(toy_exp(epochs=2), split=blocks, out_dir=tmp_path, resume=True,
+              log=lambda m: None, progress=False)
+    assert [r["epoch"] for r in run.history] == [1, 2]
+    assert json.loads((tmp_path / "config.json").read_text())["train"]["epochs"] == 2

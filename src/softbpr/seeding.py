@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
+
+
+class Generators(NamedTuple):
+    """The three generators of a training run."""
+
+    init: torch.Generator
+    """initialisation, on the CPU, so CPU and GPU runs start alike"""
+    shuffle: torch.Generator
+    """epoch shuffling, seeded alike on every rank"""
+    sample: torch.Generator
+    """negative sampling, distinct per rank"""
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -19,10 +32,9 @@ def pick_device(requested: str = "auto") -> torch.device:
     return dev
 
 
-def make_generators(seed: int, device: torch.device, rank: int = 0):
-    """The training run's generators: (init on the CPU, so CPU and GPU runs start alike;
-    epoch shuffling, seeded alike on every rank; negative sampling, distinct per rank)."""
+def make_generators(seed: int, device: torch.device, rank: int = 0) -> Generators:
+    """The training run's generators (see `Generators`), from the training seed."""
     init_gen = torch.Generator().manual_seed(seed)
     shuffle_gen = torch.Generator(device=device).manual_seed(seed + 1)
     sample_gen = torch.Generator(device=device).manual_seed(seed + 2 + 7919 * rank)
-    return init_gen, shuffle_gen, sample_gen
+    return Generators(init_gen, shuffle_gen, sample_gen)

@@ -5,16 +5,17 @@ generator, in batches of `batch_size` (the last batch may be smaller). Per batch
     emb = model.propagate(graph)                       # full pass, with grad
     neg = sampler.sample(users, pos, emb, graph, gen)  # ids + pooled embeddings (with grad)
     L   = loss(e_u, e_i, e_j) + λ · l2(layer-0 rows of u, i, j)
-Adam updates all parameters. The outer loop evaluates on validation every `eval_every` epochs,
-keeps the best weights by `eval.metric`, stops after `patience` evaluations without improvement,
-restores the best weights and evaluates them on test. A non-finite loss stops training with
-`TrainingDiverged`; the last good checkpoint on disk is kept.
+Adam updates all parameters. The outer loop (`fit`) evaluates on validation every `eval_every`
+epochs, keeps the best weights by `eval.metric` (`EarlyStopping`), stops after `patience`
+evaluations without improvement or when `train.time_limit` has passed (`TimeBudget`), restores
+the best weights and evaluates them on test. A non-finite loss stops training with
+`TrainingDiverged`; the last good checkpoint on disk is kept. The run directory's files are
+written through `RunDir` (rundir.py), rank 0 only.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -25,23 +26,33 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .checkpoint import atomic_write, save_checkpoint, write_embeddings, write_json
+from .checkpoint import save_checkpoint, write_embeddings
 from .config import Experiment
-from .data import unique
-from .diagnostics import bin_counts, delta_edges, summarize_delta
+from .diagnostics import EpochStats, pair_keys
 from .distributed import Dist
 from .distributed import setup as dist_setup
 from .evaluate import RankingTask, score_task
 from .graph import InteractionGraph
 from .losses import build_loss, gradient_weight, l2_penalty
 from .models import MF, build_model
+from .rundir import RunDir
 from .samplers import build_sampler
-from .seeding import make_generators
-from .split import Pairs, Split, load_split
+from .seeding import Generators, make_generators
+from .split import Split, load_split
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
+
+
+class StopRun(Exception):
+    """Raised by an `on_epoch` callback to stop training cleanly after that epoch: the best
+    weights are restored and tested and result.json records `stop_reason = reason` (e.g. a
+    tuner pruning a trial: "pruned")."""
+
+    def __init__(self, reason: str = "callback"):
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass
@@ -59,7 +70,7 @@ class Run:
     seconds: float = 0.0
     out_dir: Path | None = None
     stop_reason: str = "epochs"
-    """epochs (train.epochs reached) | early_stop | time_limit."""
+    """epochs (train.epochs reached) | early_stop | time_limit | what a StopRun said."""
 
     def result(self) -> dict:
         return {"best_epoch": self.best_epoch, "valid": self.valid, "test": self.test,
@@ -69,98 +80,182 @@ class Run:
                 "stop_reason": self.stop_reason}
 
 
-def _key_tensor(p: Pairs, n_items: int, device) -> torch.Tensor:
-    return torch.from_numpy(unique(p.users * n_items + p.items)).to(device)
+class EarlyStopping:
+    """The best validation score so far, its epoch, metrics and weights; `stop` once `patience`
+    evaluations in a row brought no improvement (patience 0: never)."""
+
+    def __init__(self, metric: str, patience: int):
+        self.metric, self.patience = metric, patience
+        self.best, self.best_epoch, self.bad_evals = -np.inf, 0, 0
+        self.best_state: dict | None = None
+        self.valid: dict = {}
+
+    def update(self, epoch: int, valid: dict, model: torch.nn.Module) -> bool:
+        """Record an evaluation; True when it improved on the best (weights are copied)."""
+        if valid[self.metric] > self.best:
+            self.best, self.best_epoch, self.bad_evals = valid[self.metric], epoch, 0
+            self.best_state, self.valid = copy.deepcopy(model.state_dict()), valid
+            return True
+        self.bad_evals += 1
+        return False
+
+    @property
+    def stop(self) -> bool:
+        return bool(self.patience and self.bad_evals >= self.patience)
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "best_state": self.best_state, "bad_evals": self.bad_evals,
+                "best_epoch": self.best_epoch, "valid": self.valid}
+
+    def load_state_dict(self, st: dict) -> None:
+        self.best, self.best_state, self.bad_evals = st["best"], st["best_state"], st["bad_evals"]
+        self.best_epoch, self.valid = st["best_epoch"], st["valid"]
 
 
-def _member(keys: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    if keys.numel() == 0:
-        return torch.zeros_like(q, dtype=torch.bool)
-    i = torch.searchsorted(keys, q).clamp_(max=keys.numel() - 1)
-    return keys[i] == q
+class TimeBudget:
+    """train.time_limit minutes of training, counting earlier sessions of a resumed run. With
+    several ranks rank 0's clock decides for all (a rank stopping alone would hang the others in
+    an all-reduce)."""
+
+    def __init__(self, minutes: float, dist: Dist, device, spent: float = 0.0):
+        self.minutes, self.dist, self.device = minutes, dist, device
+        self.spent, self.t0 = spent, time.perf_counter()
+
+    def elapsed(self) -> float:
+        return self.spent + time.perf_counter() - self.t0
+
+    def over(self) -> bool:
+        if not self.minutes:
+            return False
+        over = self.elapsed() > 60.0 * self.minutes
+        if self.dist.active:
+            flag = torch.tensor([1.0 if over and self.dist.main else 0.0], dtype=torch.float64,
+                                device=self.device)
+            over = self.dist.all_sum(flag).item() > 0
+        return over
 
 
-def train_one_epoch(model: MF, graph: InteractionGraph, sampler, loss_fn, reg: float,
-                    optimizer: torch.optim.Optimizer, train_u: torch.Tensor, train_i: torch.Tensor,
-                    batch_size: int, generator: torch.Generator, progress: bool = False,
-                    desc: str = "", diag_keys: dict[str, torch.Tensor] | None = None,
-                    shuffle_generator: torch.Generator | None = None, net=None,
-                    dist: Dist = Dist(), max_batches: int = 0) -> dict[str, float]:
+@dataclass
+class Parts:
+    """What one training run is made of, built once by `build_parts`."""
+
+    exp: Experiment
+    split: Split
+    graph: InteractionGraph
+    model: MF
+    net: torch.nn.Module  # the model, or its DistributedDataParallel wrapper
+    sampler: object
+    loss: object
+    optimizer: torch.optim.Optimizer
+    gens: Generators
+    train_u: torch.Tensor  # [n_train] user of each training pair
+    train_i: torch.Tensor  # [n_train] its item
+    watch: dict[str, torch.Tensor]  # false-negative diagnostics: name -> sorted pair keys
+    dist: Dist = Dist()
+
+    def state_dict(self) -> dict:
+        """Everything that changes during training, for state.pt (EarlyStopping adds its own)."""
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "shuffle_rng": self.gens.shuffle.get_state(),
+                "sample_rng": self.dist.gather_objects(self.gens.sample.get_state()),
+                "torch_rng": torch.get_rng_state(), "sampler": self.sampler.state_dict(),
+                "fingerprint": self.fingerprint()}
+
+    def load_state_dict(self, st: dict) -> None:
+        self.model.load_state_dict(st["model"])
+        self.optimizer.load_state_dict(st["optimizer"])
+        self.gens.shuffle.set_state(st["shuffle_rng"])
+        self.gens.sample.set_state(st["sample_rng"][self.dist.rank])
+        torch.set_rng_state(st["torch_rng"])
+        if st.get("sampler"):
+            self.sampler.load_state_dict(st["sampler"])
+
+    def fingerprint(self) -> dict:
+        """What a saved state must match to be resumed: data sizes and the training config
+        (train.time_limit and checkpoint_every may change between sessions)."""
+        d = self.exp.to_dict()
+        d["train"] = {k: v for k, v in d["train"].items()
+                      if k not in ("time_limit", "checkpoint_every", "device")}
+        return {"n_users": self.split.n_users, "n_items": self.split.n_items,
+                "n_train": len(self.split.train), "config": d}
+
+
+def build_parts(exp: Experiment, split: Split, dist: Dist, device) -> Parts:
+    gens = make_generators(exp.train.seed, device, dist.rank)
+    graph = InteractionGraph.from_pairs(split.train, split.n_users, split.n_items, device)
+    m = exp.model
+    model = build_model(m.name, split.n_users, split.n_items, m.dim, m.layers, m.init,
+                        gens.init, **m.options()).to(device)
+    net = model
+    if dist.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=None)
+    opt = torch.optim.Adam(model.parameters(), lr=exp.train.lr, fused=True)  # 1 kernel/step
+    # diagnostics: how often the chosen negative is a held-out positive / a planted preference
+    watch = {}
+    if len(split.valid) + len(split.test):
+        watch["neg_heldout_rate"] = pair_keys(
+            np.concatenate([split.valid.users, split.test.users]),
+            np.concatenate([split.valid.items, split.test.items]), split.n_items, device)
+    if split.truth is not None:
+        t = split.truth.tocoo()
+        watch["neg_truth_rate"] = pair_keys(t.row, t.col, split.n_items, device)
+    parts = Parts(exp, split, graph, model, net, build_sampler(exp.sampler),
+                  build_loss(exp.loss), opt, gens,
+                  torch.from_numpy(split.train.users).to(device),
+                  torch.from_numpy(split.train.items).to(device), watch, dist)
+    # (on resume too: the sampler's RNG draws here are overwritten by load_state_dict)
+    parts.sampler.setup(model, graph, split, device, gens.sample)
+    return parts
+
+
+def train_one_epoch(p: Parts, progress: bool = False, desc: str = "") -> dict[str, float]:
     """One pass over all training pairs; returns per-epoch statistics (see history.jsonl).
 
-    generator draws negatives; shuffle_generator (default: generator) orders the epoch and must
-    be seeded alike on every rank. With several ranks, every global batch of `batch_size` pairs
-    is cut into `dist.world` near-equal slices and this rank trains on its own slice; `net` (the
-    DistributedDataParallel wrapper of `model`) averages the gradients. A last global batch
-    smaller than the number of ranks is skipped so that no rank gets an empty slice.
-    max_batches > 0 stops the epoch after that many (global) batches of the shuffled order.
+    The epoch's order comes from p.gens.shuffle (seeded alike on every rank), negatives from
+    p.gens.sample. With several ranks, every global batch of `batch_size` pairs is cut into
+    `world` near-equal slices and this rank trains on its own slice; p.net (DDP) averages the
+    gradients. A last global batch smaller than the number of ranks is skipped so that no rank
+    gets an empty slice. train.max_batches > 0 stops the epoch after that many global batches.
     """
+    cfg, dist, model = p.exp.train, p.dist, p.model
     model.train()
-    net = net if net is not None else model
-    dev = graph.device
-    n = train_u.numel()
-    perm = torch.randperm(n, device=dev, generator=shuffle_generator or generator)
-    n_batches = (n + batch_size - 1) // batch_size
-    if dist.active and n - (n_batches - 1) * batch_size < dist.world:
+    n, bs = p.train_u.numel(), cfg.batch_size
+    perm = torch.randperm(n, device=p.graph.device, generator=p.gens.shuffle)
+    n_batches = (n + bs - 1) // bs
+    if dist.active and n - (n_batches - 1) * bs < dist.world:
         n_batches -= 1
-    if max_batches:
-        n_batches = min(n_batches, max_batches)
-    tot = torch.zeros(5, dtype=torch.float64, device=dev)  # loss, reg, gap, Δ, count
-    diag_keys = diag_keys or {}
-    # hits per diagnostic key, then the number of real (id-carrying) negatives checked
-    fn_hits = torch.zeros(len(diag_keys) + 1, dtype=torch.float64, device=dev)
-    edges = delta_edges(dev)
-    delta_hist = torch.zeros(edges.numel(), dtype=torch.float64, device=dev)  # Δ counts per bin
-    alpha = getattr(loss_fn, "alpha", 0.0)
-    sample_s = 0.0
-    t0 = time.perf_counter()
-    bar = tqdm(range(n_batches), desc=desc, leave=False, disable=not progress, file=sys.stderr,
-               unit="batch", dynamic_ncols=True)
-    for b in bar:
-        idx = perm[b * batch_size:(b + 1) * batch_size]
+    if cfg.max_batches:
+        n_batches = min(n_batches, cfg.max_batches)
+    stats = EpochStats(p.graph.device, p.graph.n_items, p.watch)
+    sample_s, t0 = 0.0, time.perf_counter()
+    for b in tqdm(range(n_batches), desc=desc, leave=False, disable=not progress,
+                  file=sys.stderr, unit="batch", dynamic_ncols=True):
+        idx = perm[b * bs:(b + 1) * bs]
         if dist.active:
             idx = torch.tensor_split(idx, dist.world)[dist.rank]
-        users, pos = train_u[idx], train_i[idx]
-        emb = net(graph)  # model.propagate(graph), through DDP when distributed
+        users, pos = p.train_u[idx], p.train_i[idx]
+        emb = p.net(p.graph)  # model.propagate(graph), through DDP when distributed
         ts = time.perf_counter()
-        neg = sampler.sample(users, pos, emb, graph, generator)
+        neg = p.sampler.sample(users, pos, emb, p.graph, p.gens.sample)
         sample_s += time.perf_counter() - ts
-        eu, ei = emb.user[users], emb.item[pos]
-        loss = loss_fn(eu, ei, neg.emb)
+        eu, ei = emb.user[users], emb.item[pos]  # [B, d']
+        loss = p.loss(eu, ei, neg.emb)
         neg_ego = neg.ego if neg.ego is not None else model.layer0_items(neg.items)
         penalty = l2_penalty(model.layer0_users(users), model.layer0_items(pos), neg_ego)
-        total = loss + reg * penalty
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        optimizer.step()
+        p.optimizer.zero_grad(set_to_none=True)
+        (loss + cfg.reg * penalty).backward()
+        p.optimizer.step()
         with torch.no_grad():
-            gap = (eu * ei).sum(-1) - (eu * neg.emb).sum(-1)  # ŷ_ui − ŷ_uj, [B]
-            delta = gradient_weight(gap, alpha)  # gradient weight Δ (eq. 8/9)
-            delta_hist += bin_counts(delta, edges)
-            m = users.numel()
-            tot += torch.stack([loss.detach().double() * m, penalty.detach().double() * m,
-                                gap.double().sum(), delta.double().sum(),
-                                torch.tensor(float(m), dtype=torch.float64, device=dev)])
-            if diag_keys and neg.items is not None:
-                q = users * graph.n_items + neg.items
-                for k, keys in enumerate(diag_keys.values()):
-                    fn_hits[k] += _member(keys, q).sum()
-                fn_hits[-1] += q.numel()
-    bar.close()
-    dist.all_sum(tot)
-    dist.all_sum(fn_hits)
-    dist.all_sum(delta_hist)
-    vals = tot.tolist()  # note: the one host sync of the epoch
-    count = max(vals[4], 1.0)
-    out = {"loss": vals[0] / count if vals[4] else float("nan"), "reg": vals[1] / count,
-           "train_seconds": time.perf_counter() - t0, "sample_seconds": sample_s,
-           "score_gap": vals[2] / count, "grad_weight": vals[3] / count}
-    hits = fn_hits.tolist()
-    for k, v in zip(diag_keys, hits[:-1] if hits[-1] else []):  # none for synthetic negatives
-        out[k] = v / hits[-1]
-    out.update(summarize_delta(delta_hist.tolist()))  # quantiles + counts
-    if hasattr(sampler, "stats"):
-        out.update(sampler.stats())
+            pos_s = (eu * ei).sum(-1)  # [B]
+            neg_s = (eu.unsqueeze(1) * neg.emb).sum(-1) if neg.emb.dim() == 3 else \
+                (eu * neg.emb).sum(-1)  # [B] or [B, M]
+            gap = (pos_s.unsqueeze(1) if neg_s.dim() == 2 else pos_s) - neg_s  # ŷ_ui − ŷ_uj
+            stats.add(users, loss, penalty, gap, gradient_weight(gap, p.loss.alpha), neg.items)
+    out = {**stats.read(dist), "train_seconds": time.perf_counter() - t0,
+           "sample_seconds": sample_s}
+    out.update(p.sampler.stats())
     return out
 
 
@@ -209,200 +304,156 @@ def _round(d: dict) -> dict:
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in d.items()}
 
 
+def _eta(budget: TimeBudget, epoch: int, first: int, last: int) -> str:
+    """'elapsed 1m02s, ETA 3m10s' for the epochs left at the mean pace of this session."""
+    def hms(s: float) -> str:
+        s = int(s)
+        return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+    done = epoch - first + 1
+    pace = (time.perf_counter() - budget.t0) / max(done, 1)
+    left = pace * (last - epoch)
+    if budget.minutes:
+        left = min(left, max(0.0, 60.0 * budget.minutes - budget.elapsed()))
+    return f"elapsed {hms(budget.elapsed())}, ETA {hms(left)}"
+
+
+def _resume(parts: Parts, stopper: EarlyStopping, rd: RunDir, write: bool, log) -> tuple:
+    """Load state.pt into parts/stopper -> (first epoch, seconds spent, history rows kept)."""
+    if write:  # a run killed mid-write (SIGKILL) may leave a temp file; the target is intact
+        rd.clear_temp()
+    st = rd.load_state()
+    saved, now = st.get("fingerprint"), parts.fingerprint()
+    if saved is not None and saved != now:
+        diff = [k for k in ("n_users", "n_items", "n_train") if saved.get(k) != now[k]]
+        for s in now["config"]:
+            if s != "method":
+                diff += [f"{s}.{k}" for k, v in now["config"][s].items()
+                         if saved["config"].get(s, {}).get(k) != v]
+        raise ValueError(f"{rd.state_path}: the saved training state does not match this run's "
+                         f"config or data ({', '.join(diff[:6])} differ); start a new run "
+                         f"(another --out, or --overwrite to replace it)")
+    parts.load_state_dict(st)
+    stopper.load_state_dict(st)
+    first = st["epoch"] + 1
+    history = rd.truncate_history(first) if write else \
+        [r for r in rd.read_history() if r["epoch"] < first]
+    log(f"resuming {rd.path} at epoch {first}")
+    return first, st["elapsed"], history
+
+
 def fit(exp: Experiment, split: Split | None = None, out_dir: str | Path | None = None,
         log: Callable[[str], None] = print, progress: bool = True,
         on_epoch: Callable[[dict], None] | None = None, resume: bool = False) -> Run:
     """Train `exp` (loading its data unless `split` is given); write outputs to `out_dir`.
 
-    Files in out_dir (rank 0 only): config.json, history.jsonl (one row per epoch), model.pt
-    (best weights so far, rewritten at each improvement), state.pt (the full training state:
-    weights, optimizer, RNG states, epoch, early-stopping state; rewritten atomically every
+    Files in out_dir (rank 0 only, see rundir.py): config.json, history.jsonl (one row per
+    epoch), model.pt (best weights so far), state.pt (the full training state, every
     `train.checkpoint_every` epochs), result.json and embeddings.npz (at the end).
-    resume=True continues from out_dir/state.pt; with the same seed the final result is the same
-    as that of an uninterrupted run.
-    Launched by torchrun with several processes, training is data-parallel (see distributed.py).
+    resume=True continues from out_dir/state.pt (a run directory without one starts afresh);
+    with the same seed the result is the same as that of an uninterrupted run. on_epoch(row) is
+    called after every epoch and may raise StopRun to end training cleanly.
+    Launched by torchrun with several processes, training is data-parallel (distributed.py).
     """
     t_start = time.perf_counter()
     dist, device = dist_setup(exp.train.device)
     if not dist.main:
         log, progress = (lambda s: None), False
-    if split is None:
-        split = load_split(exp.data, log)
+    split = split if split is not None else load_split(exp.data, log)
     log(split.summary())
-    out = Path(out_dir) if out_dir is not None else None
-    state_path = out / "state.pt" if out is not None else None
-    if resume and (state_path is None or not state_path.exists()):
-        raise FileNotFoundError(f"cannot resume: {state_path} does not exist")
-    write = out is not None and dist.main
-    if write and not resume:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "config.json", {**exp.to_dict(), "dataset_notes": list(split.notes),
-                                         "device": str(device), "world_size": dist.world})
-        (out / "history.jsonl").write_text("")
-
-    init_gen, shuffle_gen, gen = make_generators(exp.train.seed, device, dist.rank)
-    graph = InteractionGraph.from_pairs(split.train, split.n_users, split.n_items, device)
-    m = exp.model
-    model = build_model(m.name, split.n_users, split.n_items, m.dim, m.layers, m.init,
-                        init_gen, **m.options()).to(device)
-    net = model
-    if dist.active:
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(model, device_ids=None)
-    sampler = build_sampler(exp.sampler)
-    loss_fn = build_loss(exp.loss)
-    opt = torch.optim.Adam(model.parameters(), lr=exp.train.lr, fused=True)  # 1 kernel/step
-    train_u = torch.from_numpy(split.train.users).to(device)
-    train_i = torch.from_numpy(split.train.items).to(device)
-
-    # diagnostics: how often the chosen negative is a held-out positive / a planted preference
-    diag = {}
-    held = Pairs(np.concatenate([split.valid.users, split.test.users]),
-                 np.concatenate([split.valid.items, split.test.items]))
-    if len(held):
-        diag["neg_heldout_rate"] = _key_tensor(held, split.n_items, device)
-    if split.truth is not None:
-        t = split.truth.tocoo()
-        diag["neg_truth_rate"] = _key_tensor(Pairs(t.row.astype(np.int64), t.col.astype(np.int64)),
-                                             split.n_items, device)
-
-    run = Run(exp, split, model, graph, out_dir=out)
-    metric = exp.eval.metric
-    eval_cache: dict = {}
-    best, best_state, bad_evals, first_epoch, elapsed = -np.inf, None, 0, 1, 0.0
-    if hasattr(sampler, "setup"):  # (on resume too: its RNG draws are overwritten just below)
-        sampler.setup(model, graph, split, device, gen)
-    if resume:
-        if write:  # a run killed mid-write (SIGKILL) may leave a temp file; the target is intact
-            for tmp in out.glob(".*.tmp"):
-                tmp.unlink()
-        st = torch.load(state_path, map_location="cpu", weights_only=False)
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])
-        shuffle_gen.set_state(st["shuffle_rng"])
-        gen.set_state(st["sample_rng"][dist.rank])
-        torch.set_rng_state(st["torch_rng"])
-        if st.get("sampler") is not None:
-            sampler.load_state_dict(st["sampler"])
-        best, best_state, bad_evals = st["best"], st["best_state"], st["bad_evals"]
-        run.best_epoch, run.valid, elapsed = st["best_epoch"], st["valid"], st["elapsed"]
-        first_epoch = st["epoch"] + 1
-        rows = [json.loads(x) for x in (out / "history.jsonl").read_text().splitlines() if x]
-        run.history = [r for r in rows if r["epoch"] < first_epoch]
-        if write:  # drop rows of epochs after the saved state (killed between the two writes)
-            (out / "history.jsonl").write_text(
-                "".join(json.dumps(r) + "\n" for r in run.history))
-        log(f"resuming {out} at epoch {first_epoch}")
-
-    def over_budget() -> bool:
-        """Past train.time_limit? With several ranks, rank 0's clock decides for all (each
-        rank's own clock could stop one rank while the others wait in an all-reduce)."""
-        limit = exp.train.time_limit
-        if not limit:
-            return False
-        over = elapsed + time.perf_counter() - t_start > 60.0 * limit
-        if dist.active:
-            flag = torch.tensor([1.0 if over and dist.main else 0.0], dtype=torch.float64,
-                                device=device)
-            over = dist.all_sum(flag).item() > 0
-        return over
-
+    p = build_parts(exp, split, dist, device)
+    rd = RunDir(out_dir) if out_dir is not None else None
+    write = rd is not None and dist.main
+    run, stopper = Run(exp, split, p.model, p.graph, out_dir=rd and rd.path), \
+        EarlyStopping(exp.eval.metric, exp.train.patience)
+    first, spent = 1, 0.0
+    if resume and rd is not None and rd.has_state():
+        first, spent, run.history = _resume(p, stopper, rd, write, log)
+    elif write:
+        rd.create({**exp.to_dict(), "dataset_notes": list(split.notes), "device": str(device),
+                   "world_size": dist.world}, overwrite=True)
+    budget, eval_cache, last = TimeBudget(exp.train.time_limit, dist, device, spent), {}, \
+        exp.train.epochs
     has_valid = len(split.valid) > 0
     if not has_valid:
         log("no validation pairs: training all epochs and keeping the last one")
-    stopped = bool(exp.train.patience and bad_evals >= exp.train.patience)
-    hist_fh = open(out / "history.jsonl", "a") if write else None
-    try:
-        for epoch in range(first_epoch, exp.train.epochs + 1):
-            if stopped:
-                break
-            if hasattr(sampler, "on_epoch_start"):  # GAN samplers: one G refresh per epoch
-                sampler.on_epoch_start(epoch, max_batches=exp.train.max_batches)
-            row = {"epoch": epoch, **train_one_epoch(
-                model, graph, sampler, loss_fn, exp.train.reg, opt, train_u, train_i,
-                exp.train.batch_size, gen, progress, f"epoch {epoch}", diag,
-                shuffle_generator=shuffle_gen, net=net, dist=dist,
-                max_batches=exp.train.max_batches)}
-            if not np.isfinite(row["loss"]):
-                if hist_fh is not None:
-                    hist_fh.write(json.dumps(_round(row)) + "\n")
-                raise TrainingDiverged(
-                    f"epoch {epoch}: the loss is {row['loss']} (non-finite); stopped. Try a lower "
-                    f"lr (now {exp.train.lr}) or reg. The last good checkpoint "
-                    f"(epoch {run.best_epoch}) is kept.")
-            last = epoch == exp.train.epochs
-            out_of_time = not last and over_budget()
-            if has_valid and (epoch % exp.train.eval_every == 0 or last or out_of_time):
-                te = time.perf_counter()
-                valid = evaluate_model(model, graph, split, "valid", exp.eval.topk,
-                                       exp.eval.batch_users, dist, eval_cache)
-                row["eval_seconds"] = time.perf_counter() - te
-                row["valid"] = {k: v for k, v in valid.items() if k != "users"}
-                score = valid[metric]
-                improved = score > best
-                if improved:
-                    best, bad_evals, run.best_epoch = score, 0, epoch
-                    best_state = copy.deepcopy(model.state_dict())
-                    run.valid = row["valid"]
-                    if write:
-                        save_checkpoint(out / "model.pt", exp, model, split, epoch, row["valid"])
-                else:
-                    bad_evals += 1
-                log(f"epoch {epoch:4d} | loss {row['loss']:.4f} | {row['train_seconds']:.1f}s "
-                    f"+ eval {row['eval_seconds']:.1f}s | valid {_fmt(row['valid'])}"
-                    f"{' *' if improved else ''}")
-            stopped = bool(has_valid and exp.train.patience and bad_evals >= exp.train.patience)
-            stopped = stopped or out_of_time
-            if hist_fh is not None:
-                hist_fh.write(json.dumps(_round(row)) + "\n")
-                hist_fh.flush()
-            run.history.append(row)
-            if out is not None and (epoch % exp.train.checkpoint_every == 0 or last or stopped):
-                sample_rngs = dist.gather_objects(gen.get_state())
-                if write:
-                    state = {"epoch": epoch, "model": model.state_dict(),
-                             "optimizer": opt.state_dict(), "shuffle_rng": shuffle_gen.get_state(),
-                             "sample_rng": sample_rngs, "torch_rng": torch.get_rng_state(),
-                             "sampler": (sampler.state_dict() if hasattr(sampler, "state_dict")
-                                         else None),
-                             "best": best, "best_state": best_state, "bad_evals": bad_evals,
-                             "best_epoch": run.best_epoch, "valid": run.valid,
-                             "elapsed": elapsed + time.perf_counter() - t_start}
-                    atomic_write(state_path, lambda tmp: torch.save(state, tmp))
+    stop = has_valid and stopper.stop
+    for epoch in range(first, last + 1):
+        if stop:
+            break
+        p.sampler.on_epoch_start(epoch, max_batches=exp.train.max_batches)
+        row = {"epoch": epoch, **train_one_epoch(p, progress, f"epoch {epoch}")}
+        if not np.isfinite(row["loss"]):
+            if write:
+                rd.append_history(_round(row))
+            kept = (f"the last good checkpoint (epoch {stopper.best_epoch}) is kept"
+                    if stopper.best_epoch else "no checkpoint was written")
+            raise TrainingDiverged(f"epoch {epoch}: the loss is {row['loss']} (non-finite); "
+                                   f"stopped. Try a lower lr (now {exp.train.lr}) or reg; {kept}.")
+        out_of_time = epoch != last and budget.over()
+        line = f"epoch {epoch:4d} | loss {row['loss']:.4f} | {row['train_seconds']:.1f}s"
+        if has_valid and (epoch % exp.train.eval_every == 0 or epoch == last or out_of_time):
+            te = time.perf_counter()
+            valid = evaluate_model(p.model, p.graph, split, "valid", exp.eval.topk,
+                                   exp.eval.batch_users, dist, eval_cache)
+            row["eval_seconds"] = time.perf_counter() - te
+            row["valid"] = {k: v for k, v in valid.items() if k != "users"}
+            improved = stopper.update(epoch, row["valid"], p.model)
+            if improved and write:
+                save_checkpoint(rd.model_path, exp, p.model, split, epoch, row["valid"])
+            line += f" + eval {row['eval_seconds']:.1f}s | valid {_fmt(row['valid'])}" + \
+                (" *" if improved else "")
+        log(f"{line} | {_eta(budget, epoch, first, last)}")
+        stop = (has_valid and stopper.stop) or out_of_time
+        if write:
+            rd.append_history(_round(row))
+        run.history.append(row)
+        if rd is not None and (epoch % exp.train.checkpoint_every == 0 or epoch == last or stop):
+            st = {"epoch": epoch, **p.state_dict(), **stopper.state_dict(),
+                  "elapsed": budget.elapsed()}  # (state_dict gathers RNGs on every rank)
+            if write:
+                rd.save_state(st)
+        try:
             if on_epoch is not None:
                 on_epoch(row)
-            if out_of_time:
-                log(f"time limit: {exp.train.time_limit:g} min passed after epoch {epoch}; "
-                    f"stopping with the best weights so far")
-                run.stop_reason = "time_limit"
-            elif stopped:
-                log(f"early stop: {metric} did not improve for {bad_evals} evaluations")
-                run.stop_reason = "early_stop"
-    finally:
-        if hist_fh is not None:
-            hist_fh.close()
+        except StopRun as e:
+            run.stop_reason, stop = e.reason, True
+            log(f"stopped after epoch {epoch}: {e.reason}")
+            continue
+        if out_of_time:
+            run.stop_reason = "time_limit"
+            log(f"time limit: {exp.train.time_limit:g} min passed after epoch {epoch}; "
+                f"stopping with the best weights so far")
+        elif stop:
+            run.stop_reason = "early_stop"
+            log(f"early stop: {exp.eval.metric} did not improve for {stopper.bad_evals} "
+                f"evaluations")
+    return _finish(run, p, stopper, rd if write else None, budget, log)
 
-    if best_state is not None:
-        model.load_state_dict(best_state)
+
+def _finish(run: Run, p: Parts, stopper: EarlyStopping, rd: RunDir | None, budget: TimeBudget,
+            log) -> Run:
+    """Restore the best weights, test them, write model.pt, embeddings.npz and result.json."""
+    exp, split = run.experiment, run.split
+    run.best_epoch, run.valid = stopper.best_epoch, stopper.valid
+    if stopper.best_state is not None:
+        p.model.load_state_dict(stopper.best_state)
     else:
-        run.best_epoch = run.history[-1]["epoch"]
-        if write:
-            save_checkpoint(out / "model.pt", exp, model, split, run.best_epoch)
-    run.test = {k: v for k, v in evaluate_model(model, graph, split, "test", exp.eval.topk,
-                                                exp.eval.batch_users, dist).items()
+        run.best_epoch = run.history[-1]["epoch"] if run.history else 0
+    run.test = {k: v for k, v in evaluate_model(p.model, p.graph, split, "test", exp.eval.topk,
+                                                exp.eval.batch_users, p.dist).items()
                 if k != "users"}
-    run.seconds = elapsed + time.perf_counter() - t_start
+    run.seconds = budget.elapsed()
     log(f"best epoch {run.best_epoch} | test {_fmt(run.test)} | {run.seconds:.1f}s")
-    if write:
-        save_checkpoint(out / "model.pt", exp, model, split, run.best_epoch,
+    if rd is not None:
+        save_checkpoint(rd.model_path, exp, p.model, split, run.best_epoch,
                         {"valid": run.valid, "test": run.test})
         with torch.no_grad():
-            emb = model.propagate(graph)
-        write_embeddings(out / "embeddings.npz", split, emb.user, emb.item)
-        write_json(out / "result.json", run.result())
-    dist.barrier()
+            emb = p.model.propagate(p.graph)
+        write_embeddings(rd.embeddings_path, split, emb.user, emb.item)
+        rd.write_result(run.result())
+    p.dist.barrier()
     return run
 
 
-__all__ = ["Run", "TrainingDiverged", "evaluate_model", "fit", "train_one_epoch"]
+__all__ = ["EarlyStopping", "Parts", "Run", "StopRun", "TimeBudget", "TrainingDiverged",
+           "build_parts", "evaluate_model", "fit", "train_one_epoch"]
