@@ -2,12 +2,16 @@
 candidates, DNS's arg-max and MixGCF against the literal reference code."""
 
 import copy
+import re
+import types
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from softbpr.config import SamplerConfig
+import softbpr.trainer
+from softbpr.config import SamplerConfig, load
 from softbpr.graph import InteractionGraph
 from softbpr.models import MODELS, LightGCN, build_model
 from softbpr.samplers import (
@@ -20,6 +24,9 @@ from softbpr.samplers import (
     uniform_candidates,
 )
 from softbpr.split import Pairs
+from softbpr.trainer import fit
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def graph_of(split):
@@ -50,16 +57,25 @@ def test_registry_names_and_classes_agree():
         assert type(build_sampler(small(name))) is cls
 
 
-@pytest.mark.parametrize("model_name", sorted(MODELS))
-@pytest.mark.parametrize("name", sorted(SAMPLERS))
-def test_every_sampler_on_every_model(blocks, name, model_name):
+def same(a, b) -> bool:
+    """Nested dicts/lists/tensors equal (a state_dict round trip)."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def check_lifecycle(build, blocks, model_name):
     """The trainer's lifecycle, hooks called unconditionally: setup, on_epoch_start, sample,
     stats (reset on read), state_dict -> load_state_dict into a fresh sampler."""
     g = graph_of(blocks)
     model = build_model(model_name, blocks.n_users, blocks.n_items, 8, 2, "xavier",
                         torch.Generator().manual_seed(0))
     gen = torch.Generator().manual_seed(0)
-    sampler = build_sampler(small(name))
+    sampler = build()
     sampler.setup(model, g, blocks, torch.device("cpu"), gen)
     users = torch.arange(blocks.n_users).repeat(3)
     pos = torch.from_numpy(blocks.train.items[np.searchsorted(blocks.train.users,
@@ -79,20 +95,19 @@ def test_every_sampler_on_every_model(blocks, name, model_name):
                                          for v in st.values())
         assert "neg_score" not in sampler.stats()  # reset on read
     state = copy.deepcopy(sampler.state_dict())
-    again = build_sampler(small(name))
+    again = build()
     again.setup(model, g, blocks, torch.device("cpu"), torch.Generator().manual_seed(1))
     again.load_state_dict(state)
-    assert str(again.state_dict()) == str(state)
+    assert same(again.state_dict(), state)
 
 
-@pytest.mark.parametrize("name", sorted(SAMPLERS))
-def test_no_sampler_returns_a_known_positive(name):
+def check_no_known_positive(build):
     """On a dense graph (user 0 owns every item but item 5), over 3 epochs of 7 x 60 pairs:
     every real negative is a non-train item, and user 0 always gets item 5."""
     g, p = dense_graph()
     model = LightGCN(7, 11, dim=8, layers=2, generator=torch.Generator().manual_seed(1))
     gen = torch.Generator().manual_seed(0)
-    sampler = build_sampler(small(name, pool_size=8))
+    sampler = build()
     sampler.setup(model, g, None, torch.device("cpu"), gen)
     known = set(zip(p.users.tolist(), p.items.tolist()))
     users = torch.arange(7).repeat(60)
@@ -105,6 +120,53 @@ def test_no_sampler_returns_a_known_positive(name):
                         "positive_candidate_segments checks the candidates they mix")
         assert not {(u, j) for u, j in zip(users.tolist(), neg.items.tolist())} & known
         assert set(neg.items[users == 0].tolist()) == {5}
+
+
+@pytest.mark.parametrize("model_name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_every_sampler_on_every_model(blocks, name, model_name):
+    check_lifecycle(lambda: build_sampler(small(name)), blocks, model_name)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_no_sampler_returns_a_known_positive(name):
+    check_no_known_positive(lambda: build_sampler(small(name, pool_size=8)))
+
+
+def test_docs_example_sampler(blocks, monkeypatch):
+    """docs/extending.md's example sampler, run as written: it registers with one line, passes
+    the contract above, picks the most popular candidate, and trains under fit()."""
+    text = (ROOT / "docs" / "extending.md").read_text()
+    code = re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)[0]
+    mod = types.ModuleType("softbpr.samplers.popular")
+    mod.__package__ = "softbpr.samplers"
+    exec(compile(code, "docs/extending.md", "exec"), mod.__dict__)
+    monkeypatch.setitem(SAMPLERS, "popular", mod.PopularSampler)  # the registry line
+    # a [sampler] section naming it (SamplerConfig checks names against config.SAMPLER_NAMES)
+    cfg = types.SimpleNamespace(name="popular", pool_size=4)
+
+    def build():
+        return build_sampler(cfg)
+
+    for model_name in sorted(MODELS):
+        check_lifecycle(build, blocks, model_name)
+    check_no_known_positive(build)
+    # its rule: the most popular of the candidates (replayed from the same random stream)
+    g = graph_of(blocks)
+    s = build()
+    s.setup(None, g, blocks, torch.device("cpu"), None)
+    model = LightGCN(blocks.n_users, blocks.n_items, 4, 1)
+    users = torch.arange(blocks.n_users).repeat(5)
+    neg = s.sample(users, None, model.propagate(g), g, torch.Generator().manual_seed(3))
+    cand = uniform_candidates(g, users, 4, torch.Generator().manual_seed(3))
+    pop = torch.from_numpy(np.bincount(blocks.train.items, minlength=blocks.n_items))
+    assert torch.equal(pop[neg.items], pop[cand].max(1).values)
+    # and it trains: fit() with the example in place of the configured sampler
+    monkeypatch.setattr(softbpr.trainer, "build_sampler", mod.PopularSampler.from_config)
+    exp = load(overrides={"preset": "dns", "pool_size": 4, "dim": 8, "epochs": 2,
+                          "batch_size": 16, "device": "cpu", "topk": "5", "metric": "recall@5"})
+    run = fit(exp, split=blocks, log=lambda m: None, progress=False)
+    assert [r["neg_popularity"] > 0 for r in run.history] == [True, True]
 
 
 # ----------------------------------------------------------------------- uniform candidates
