@@ -2,9 +2,9 @@
 
 The NGCF model and the MixGCF, IRGAN and AdvIR samplers each train 2 epochs of 2 batches
 (`--max-batches 2`, which also caps the GAN generator's pre-training and generator epochs; see
-softbpr.adversarial), evaluated on validation every epoch, then once on test, through
+softbpr.samplers.gan), evaluated on validation every epoch, then once on test, through
 `softbpr train` (cli.main, in process). Full epochs take 2-9 minutes each on one CPU thread:
-those runs are `test_baselines.py::test_baselines_on_gowalla` (marked slow). Here the cost is
+those runs are `test_cli_runs.py::test_baselines_on_gowalla` (marked slow). Here the cost is
 the full-ranking evaluations over 29,858 users x 40,981 items (about 6 s each for LightGCN,
 10 s for NGCF on one thread), so the module takes about 2-2.5 minutes with OMP_NUM_THREADS=1.
 Gowalla is read once per module: the trainer's `load_split` is served from a module fixture
