@@ -52,7 +52,6 @@ def param(default, help: str, *, choices: tuple[str, ...] | None = None, ge=None
 MODEL_NAMES = ("lightgcn", "ngcf", "mf")
 SAMPLER_NAMES = ("uniform", "dns", "mixgcf", "irgan", "advir")
 LOSS_NAMES = ("bpr", "soft_bpr", "mixed_bpr", "adv_bpr")
-GAN_SAMPLERS = ("irgan", "advir")
 NO_ALPHA_LOSSES = ("bpr", "adv_bpr")
 DEFAULT_ALPHA = 0.9
 """α of soft_bpr / mixed_bpr when none is given (τ = 1-α = 0.1); bpr and adv_bpr have α = 0."""
@@ -158,7 +157,7 @@ class SamplerConfig(_Section):
     name: str = param("dns", "negative sampler; overrides the preset", choices=SAMPLER_NAMES)
     """uniform (RNS) | dns (H candidates, keep the highest-scored) | mixgcf (positive + hop
     mixing of H candidates: a synthetic negative) | irgan | advir (a generator samples the
-    negative; see samplers.py)."""
+    negative; see softbpr.samplers)."""
     pool_size: int = param(16, "dns/mixgcf: candidates per positive pair", ge=1, label="H")
     """H: candidates per positive pair for dns and mixgcf (the paper searches 8, 16, 32, 64;
     MixGCF's README uses 64 on Yelp2018, 32 on Alibaba, 16 on Amazon)."""
@@ -180,14 +179,6 @@ class SamplerConfig(_Section):
                                      ge=0)
     """irgan/advir: epochs of DNS(5)-BPR pre-training of the generator before training (IRGAN
     starts G from a DNS-trained MF); 0 = start from the uniform(±0.05) init."""
-
-    def options(self) -> dict:
-        """Keyword arguments of the chosen sampler beyond pool_size: see build_sampler."""
-        if self.name in GAN_SAMPLERS:
-            return {"temperature": self.temperature, "gen_dim": self.gen_dim,
-                    "gen_lr": self.gen_lr, "gen_samples": self.gen_samples,
-                    "gen_epochs": self.gen_epochs, "pretrain_epochs": self.gen_pretrain_epochs}
-        return {}
 
 
 @dataclass(frozen=True)
@@ -220,12 +211,6 @@ class LossConfig(_Section):
             object.__setattr__(self, "alpha", 0.0)
         elif a is None:
             object.__setattr__(self, "alpha", DEFAULT_ALPHA)
-
-    def options(self) -> dict:
-        """Keyword arguments of the chosen loss beyond alpha: see losses.build_loss."""
-        if self.name == "adv_bpr":
-            return {"eps": self.eps, "weight": self.adv_weight}
-        return {}
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import typing
 from dataclasses import fields
 from pathlib import Path
 
-from ..config import FLAT, PRESETS, SECTIONS, ConfigError, Experiment, field_of, load
+from ..config import FLAT, PRESETS, SECTIONS, ConfigError, Experiment, load
 
 EPILOG = """\
 Flags override the --config file, which overrides the defaults; --preset picks a sampler + loss
@@ -79,13 +79,19 @@ def _show(v) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
+def config_overrides(args) -> dict:
+    """The config flags given on the command line as flat names (None = not given), with
+    --preset: what `config.load` applies over the --config file."""
+    return {k: getattr(args, k) for k in [*FLAT, "preset"]}
+
+
 def run(args) -> int:
     from .._version import __version__
     from ..distributed import teardown
     from ..rundir import RunDir, default_name
     from ..trainer import fit
 
-    flat = {k: getattr(args, k) for k in [*FLAT, "preset"]}
+    flat = config_overrides(args)
     main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 checks --out
     if args.resume:
         given = [k for k, v in flat.items() if v is not None] + (["config"] if args.config else [])
