@@ -46,6 +46,9 @@ class Choice:
     """The seeds the choice compared points on."""
     n_points: int
     """Grid points in the group."""
+    n_pruned: int = 0
+    """Grid points of the group whose runs were all pruned by `softbpr tune`: not candidates
+    (pruned on a partial validation curve, with fewer epochs than the others)."""
 
     def test(self, metric: str) -> list[float]:
         return [r["test"][metric] for r in self.runs]
@@ -122,7 +125,13 @@ def select(rows: list[dict], metric: str | None = None,
         key = (tuple(value(r, k) for k in rows_by), str(r.get("dataset")))
         groups.setdefault(key, {}).setdefault(point_of(r), []).append(r)
     out = {}
-    for (row, ds), points in groups.items():
+    for (row, ds), every in groups.items():
+        # a tuning's pruned trials are listed, not chosen (unless nothing else finished)
+        points = {p: rs for p, rs in every.items()
+                  if any(r.get("stop_reason") != "pruned" for r in rs)} or every
+        points = {p: [r for r in rs if r.get("stop_reason") != "pruned"] or rs
+                  for p, rs in points.items()}
+        n_pruned = sum(all(r.get("stop_reason") == "pruned" for r in rs) for rs in every.values())
         for pid, runs in points.items():
             missing = [r["run"] for r in runs if metric not in r["valid"]]
             if missing:
@@ -135,7 +144,7 @@ def select(rows: list[dict], metric: str | None = None,
             score = statistics.fmean(r["valid"][metric] for r in use)
             if best is None or score > best.score:
                 best = Choice(row, ds, pid, sorted(runs, key=lambda r: r["seed"]), score,
-                              tuple(sorted({r["seed"] for r in use})), len(points))
+                              tuple(sorted({r["seed"] for r in use})), len(every), n_pruned)
         out[(row, ds)] = best
     return out
 
@@ -280,7 +289,8 @@ def to_markdown(t: Table) -> str:
             pt = {k: v for k, v in c.runs[0].get("point", {}).items()
                   if k not in ("data", "format", "columns", "split", "preset")}
             text.append(f"| {label(row, t.rows_by)} | {ds} | {c.score:.4f} | "
-                        f"{','.join(map(str, c.seeds))} | {c.n_points} | "
+                        f"{','.join(map(str, c.seeds))} | {c.n_points}"
+                        f"{f' ({c.n_pruned} pruned)' if c.n_pruned else ''} | "
                         f"{','.join(str(r['seed']) for r in c.runs)} | "
                         f"{' '.join(f'{k}={v}' for k, v in pt.items()) or '(fixed)'} |")
     return "\n".join(text) + "\n"

@@ -338,8 +338,13 @@ def _row(sw: Sweep, spec: RunSpec, res: dict, epochs: int, state: str, error=Non
 
 def run_sweep(sw: Sweep, specs: list[RunSpec], log: Callable[[str], None] = print,
               retry_failed: bool = False, verbose: bool = False,
-              budget_minutes: float = 0.0) -> list[dict]:
+              budget_minutes: float = 0.0,
+              on_epoch: Callable[[RunSpec], Callable[[dict], None] | None] | None = None,
+              row_extra: Callable[[RunSpec], dict] | None = None) -> list[dict]:
     """Train every pending run in order; returns the rows appended to results.jsonl now.
+
+    on_epoch(spec): the `fit(on_epoch=...)` callback of that run (tune.py reports validation to
+    Optuna and prunes through it); row_extra(spec): more keys for that run's row.
 
     budget_minutes > 0: a wall-clock budget for the whole call. No run starts with less than
     half a minute of it left (those stay pending, for a later call), and each run's training
@@ -357,8 +362,10 @@ def run_sweep(sw: Sweep, specs: list[RunSpec], log: Callable[[str], None] = prin
     new: list[dict] = []
     cached = (None, None)  # (DataConfig, Split): consecutive runs on one dataset load it once
     t_call = time.perf_counter()
+    extra: dict = {}
 
     def append(row: dict) -> None:
+        row = {**row, **extra}
         with open(results, "a") as fh:
             fh.write(json.dumps(row) + "\n")
         have.add(row["run"])
@@ -367,6 +374,7 @@ def run_sweep(sw: Sweep, specs: list[RunSpec], log: Callable[[str], None] = prin
     for n, spec in enumerate(specs, 1):
         rd = run_dir(sw, spec)
         tag = f"[{n}/{len(specs)}] {spec.name}"
+        extra = row_extra(spec) if row_extra is not None else {}
         st = status(sw, spec)
         if st == "done" or (st == "failed" and not retry_failed):
             if f"runs/{spec.name}" not in have:  # killed between result.json and the row
@@ -399,7 +407,8 @@ def run_sweep(sw: Sweep, specs: list[RunSpec], log: Callable[[str], None] = prin
         t0 = time.perf_counter()
         try:
             run = fit(exp, split=cached[1], out_dir=rd.path, progress=False,
-                      log=log if verbose else (lambda m: None), resume=st == "resumable")
+                      log=log if verbose else (lambda m: None), resume=st == "resumable",
+                      **({"on_epoch": on_epoch(spec)} if on_epoch is not None else {}))
         except TrainingDiverged as e:
             res = {"error": str(e), "seconds": round(time.perf_counter() - t0, 3)}
             rd.write_failed(res)
