@@ -89,7 +89,7 @@ def test_busy_cpu_warning(monkeypatch):
 
     import torch
 
-    from softbpr.cli.train import busy_cpu_note
+    from softbpr.seeding import busy_cpu_note
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)

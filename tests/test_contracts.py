@@ -18,13 +18,15 @@ from softbpr.samplers import SAMPLERS, build_sampler
 REGISTRIES = {"sampler": SAMPLERS, "loss": LOSSES, "model": MODELS}
 
 # The `softbpr train` flags before they were generated from the config: a public interface.
-OLD_TRAIN_FLAGS = (
-    "--data --format --split --columns --kcore --valid-ratio --test-ratio --data-seed --model "
-    "--preset --sampler --loss --pool-size --alpha --temperature --gen-dim --gen-lr "
-    "--gen-samples --gen-epochs --gen-pretrain-epochs --eps --adv-weight --lr --reg --dim "
-    "--layers --init --mess-dropout --node-dropout --ngcf-variant --batch-size --epochs "
-    "--eval-every --patience --topk --metric --seed --device --checkpoint-every --max-batches "
-    "--time-limit").split()
+OLD_TRAIN_FLAGS = [
+    "--data", "--format", "--split", "--columns", "--kcore", "--valid-ratio", "--test-ratio",
+    "--data-seed", "--model", "--preset", "--sampler", "--loss", "--pool-size", "--alpha",
+    "--temperature", "--gen-dim", "--gen-lr", "--gen-samples", "--gen-epochs",
+    "--gen-pretrain-epochs", "--eps", "--adv-weight", "--lr", "--reg", "--dim", "--layers",
+    "--init", "--mess-dropout", "--node-dropout", "--ngcf-variant", "--batch-size", "--epochs",
+    "--eval-every", "--patience", "--topk", "--metric", "--seed", "--device", "--checkpoint-every",
+    "--max-batches", "--time-limit",
+]
 
 
 def experiment_from_cli(*flags: str) -> config.Experiment:

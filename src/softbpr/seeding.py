@@ -38,3 +38,20 @@ def make_generators(seed: int, device: torch.device, rank: int = 0) -> Generator
     shuffle_gen = torch.Generator(device=device).manual_seed(seed + 1)
     sample_gen = torch.Generator(device=device).manual_seed(seed + 2 + 7919 * rank)
     return Generators(init_gen, shuffle_gen, sample_gen)
+
+
+def busy_cpu_note() -> str | None:
+    """A note when torch will use several threads on CPUs other processes keep busy: OpenMP
+    threads then wait on each other, and an epoch measured here took 25x longer (2 threads, 2
+    cores, one of them busy). None when there is nothing to say."""
+    import os
+
+    threads, cores = torch.get_num_threads(), os.cpu_count() or 1
+    if threads < 2 or "OMP_NUM_THREADS" in os.environ or not hasattr(os, "getloadavg"):
+        return None
+    load = os.getloadavg()[0]
+    if load < 0.75 * cores:
+        return None
+    return (f"softbpr: note: the CPUs are busy (load average {load:.1f} on {cores} cores) and "
+            f"torch uses {threads} threads; if epochs are slow, set OMP_NUM_THREADS to the number "
+            f"of free cores (e.g. OMP_NUM_THREADS=1)")

@@ -89,6 +89,7 @@ def run(args) -> int:
     from .._version import __version__
     from ..distributed import teardown
     from ..rundir import RunDir, default_name
+    from ..seeding import busy_cpu_note
     from ..trainer import fit
 
     flat = config_overrides(args)
@@ -123,24 +124,8 @@ def run(args) -> int:
         teardown()
     k = max(exp.eval.topk)
     if main_rank:
-        print(f"test recall@{k} {result.test[f'recall@{k}']:.4f}  ndcg@{k} "
-              f"{result.test[f'ndcg@{k}']:.4f}  (best epoch {result.best_epoch}, {result.seconds:.0f}s) -> "
-              f"{out}")
+        t = result.test
+        print(f"test recall@{k} {t[f'recall@{k}']:.4f}  ndcg@{k} {t[f'ndcg@{k}']:.4f}  (best "
+              f"epoch {result.best_epoch}, {result.seconds:.0f}s) -> {out}")
     return 0
 
-
-def busy_cpu_note() -> str | None:
-    """A note when torch will use several threads on CPUs other processes keep busy: OpenMP
-    threads then wait on each other, and an epoch measured here took 25x longer (2 threads, 2
-    cores, one of them busy). None when there is nothing to say."""
-    import torch
-
-    threads, cores = torch.get_num_threads(), os.cpu_count() or 1
-    if threads < 2 or "OMP_NUM_THREADS" in os.environ or not hasattr(os, "getloadavg"):
-        return None
-    load_avg = os.getloadavg()[0]
-    if load_avg < 0.75 * cores:
-        return None
-    return (f"softbpr: note: the CPUs are busy (load average {load_avg:.1f} on {cores} cores) "
-            f"and torch uses {threads} threads; if epochs are slow, set OMP_NUM_THREADS to the "
-            f"number of free cores (e.g. OMP_NUM_THREADS=1)")

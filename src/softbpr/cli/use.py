@@ -107,9 +107,10 @@ def export(args) -> int:
 
 def _read_user_ids(args) -> list[str]:
     ids = list(args.user)
-    if args.users_file:
-        fh = sys.stdin if args.users_file == "-" else open(args.users_file, encoding="utf-8")
-        with fh:
+    if args.users_file == "-":
+        ids += [ln.strip() for ln in sys.stdin if ln.strip()]
+    elif args.users_file:
+        with open(args.users_file, encoding="utf-8") as fh:
             ids += [ln.strip() for ln in fh if ln.strip()]
     if not ids:
         raise ValueError("no users: give --user ID (repeatable) or --users-file F")
