@@ -10,6 +10,7 @@ Commands (one module each; `softbpr COMMAND --help` for the flags):
     sweep SWEEP.toml      a grid of runs, resumable, optionally in parallel    (cli/study.py)
     report RESULTS        Table 2 from a sweep's results                       (cli/study.py)
     plot PATH             figures from run directories                         (cli/study.py)
+    tune SWEEP.toml       tune a sweep's grid with Optuna, pruning trials      (tune.py)
 
 Exit status: 0 success; 1 `recommend` with unknown users and no fallback; 2 a bad argument,
 config, data file or environment (one line `softbpr: error: ...` on stderr); 3 training
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("softbpr: interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
-        except Exception as e:  # SystemExit (--help, SIGTERM) passes through
+        except Exception as e:  # noqa: BLE001 -- the boundary; SystemExit (--help, SIGTERM) passes
             return _report(e)
 
 

@@ -67,6 +67,10 @@ def add_parsers(sub) -> None:
                    help="only runs whose config matches (repeatable), e.g. model=ngcf")
     g.add_argument("--out", help="output folder (default: <first path>/plots)")
     g.set_defaults(run=plot)
+    from .. import tune  # its flags live beside the tuner
+
+    tune.add_parser(sub)
+    sub.choices["tune"].set_defaults(run=tune.run)
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -81,8 +85,16 @@ def sweep(args) -> int:
 
     from ..config import ConfigError
     from ..report import load_results, select
-    from ..sweep import (expand, filter_runs, load_sweep, parse_assignments, results_path,
-                         run_jobs, run_sweep, status)
+    from ..sweep import (
+        expand,
+        filter_runs,
+        load_sweep,
+        parse_assignments,
+        results_path,
+        run_jobs,
+        run_sweep,
+        status,
+    )
 
     seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else None
     sw = load_sweep(args.file, quick=args.quick, seeds=seeds,
