@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from softbpr import graph as graph_mod
-from softbpr.graph import InteractionGraph, normalized_adjacency, sym_spmm
+from softbpr.graph import InteractionGraph, normalized_adjacency, spmm, sym_spmm
+from softbpr.models import Embeddings, build_model, candidate_scores
 from softbpr.split import Pairs
 
 
@@ -88,3 +89,80 @@ def test_fused_mean_propagation_matches_autograd(blocks, layer_grads):
     loss2.backward()
     torch.testing.assert_close(u1.grad, u2.grad)
     torch.testing.assert_close(i1.grad, i2.grad)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_spmm_equals_dense_product(blocks, dtype):
+    """The CPU kernel (embedding bags over the CSR rows) is the sparse x dense product, empty
+    rows included (item 17 of the blocks has no train pair); a COO matrix takes the fallback."""
+    g = InteractionGraph.from_pairs(blocks.train, blocks.n_users, blocks.n_items)
+    adj = g.adj.to(dtype)
+    dense = adj.to_dense()
+    assert (dense.sum(1) == 0).any()
+    x = torch.randn(dense.shape[0], 5, dtype=dtype)
+    add = torch.randn_like(x)
+    torch.testing.assert_close(spmm(adj, x), dense @ x)
+    torch.testing.assert_close(spmm(adj, x, add=add.clone()), dense @ x + add)
+    torch.testing.assert_close(spmm(adj.to_sparse_coo(), x), dense @ x)
+    torch.testing.assert_close(spmm(adj, x[:, :0]), x[:, :0])  # zero columns
+
+
+@pytest.mark.parametrize("n_layers", [1, 3])
+def test_sparse_row_gradients_equal_dense_reference(blocks, n_layers):
+    """Embeddings.user_rows / item_rows hand the propagation sparse gradients (a row gathered
+    several times, from two gathers, summed); the embedding gradients equal those of the dense
+    layer-by-layer LightGCN, and the gathered values those of plain indexing."""
+    g = InteractionGraph.from_pairs(blocks.train, blocks.n_users, blocks.n_items)
+    U, I = blocks.n_users, blocks.n_items
+    adj64 = g.adj.to(torch.float64)
+    dense = g.adj.to_dense().double()
+    u1 = torch.randn(U, 3, dtype=torch.float64, requires_grad=True)
+    i1 = torch.randn(I, 3, dtype=torch.float64, requires_grad=True)
+    u2, i2 = (t.detach().clone().requires_grad_(True) for t in (u1, i1))
+    users = torch.tensor([0, 3, 3, 7, 11])
+    pos, neg = torch.tensor([1, 1, 4, 9, 17]), torch.tensor([[2, 1], [5, 5], [4, 0], [1, 3], [9, 8]])
+    pu, pi, ul, il = graph_mod.mean_propagate(adj64, u1, i1, n_layers)
+    emb = Embeddings(pu, pi, ul, il, sparse_rows=True)
+    eu, ep, en = emb.user_rows(users), emb.item_rows(pos), emb.item_rows(neg)
+    torch.testing.assert_close(en, pi[neg])
+    loss = (eu * ep).sum() + (eu.unsqueeze(1) * en).pow(2).sum()
+    loss.backward()
+    ref = [torch.cat([u2, i2])]
+    for _ in range(n_layers):
+        ref.append(dense @ ref[-1])
+    pooled = torch.stack(ref).mean(0)
+    ru, ri = pooled[:U][users], pooled[U:]
+    ((ru * ri[pos]).sum() + (ru.unsqueeze(1) * ri[neg]).pow(2).sum()).backward()
+    torch.testing.assert_close(u1.grad, u2.grad)
+    torch.testing.assert_close(i1.grad, i2.grad)
+
+
+def test_rows_fall_back_to_indexing_for_parameter_tables(blocks):
+    """MF's pooled tables are its parameters: row gathers must leave them dense gradients (the
+    fused Adam step takes no sparse ones); LightGCN's gathers are sparse."""
+    g = InteractionGraph.from_pairs(blocks.train, blocks.n_users, blocks.n_items)
+    idx = torch.tensor([0, 2, 2])
+    for name, sparse in (("mf", False), ("lightgcn", True)):
+        m = build_model(name, blocks.n_users, blocks.n_items, 4, 2, "xavier",
+                        torch.Generator().manual_seed(0))
+        e = m.propagate(g)
+        assert e.sparse_rows == sparse
+        for rows in (e.user_rows(idx), e.item_rows(idx)):  # sparse backward: embedding's
+            assert ("Embedding" in rows.grad_fn.name()) == sparse, rows.grad_fn.name()
+        (e.user_rows(idx).sum() + e.item_rows(idx).sum()).backward()
+        assert m.user_emb.grad.layout == torch.strided
+        torch.testing.assert_close(m.user_emb.grad.abs().sum(0) > 0, torch.ones(4, dtype=bool))
+
+
+def test_candidate_scores_equal_dot_products():
+    gen = torch.Generator().manual_seed(1)
+    u, table = torch.randn(6, 5, generator=gen), torch.randn(9, 5, generator=gen)
+    cand = torch.randint(9, (6, 4), generator=gen)
+    cand[0] = torch.tensor([3, 3, 0, 8])  # repeats and any order
+    ref = torch.einsum("bd,bhd->bh", u, table[cand])
+    torch.testing.assert_close(candidate_scores(u, table, cand), ref)
+    u64, t64 = u.double(), table.double()
+    torch.testing.assert_close(candidate_scores(u64, t64, cand),
+                               torch.einsum("bd,bhd->bh", u64, t64[cand]))
+    assert candidate_scores(u, table, cand[:, :0]).shape == (6, 0)
+    assert not candidate_scores(u.requires_grad_(), table, cand).requires_grad

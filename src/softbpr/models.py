@@ -36,6 +36,51 @@ class Embeddings:
     item: torch.Tensor
     user_layers: tuple[torch.Tensor, ...]
     item_layers: tuple[torch.Tensor, ...]
+    sparse_rows: bool = False
+    """user/item come from a propagation whose backward takes sparse (COO) gradients
+    (graph.mean_propagate): `user_rows` / `item_rows` then gather with sparse gradients."""
+
+    def user_rows(self, idx: torch.Tensor) -> torch.Tensor:
+        """self.user[idx] (any index shape), with gradient.
+
+        The same values as indexing. Its backward hands the propagation only the gathered rows
+        (a sparse gradient) when `sparse_rows`, instead of one zero-filled [U, d'] tensor per
+        gather that autograd then adds up: on Gowalla that is three [N, d]-sized passes less
+        per batch. Indexing is used otherwise (e.g. MF, whose tables are the parameters)."""
+        return _rows(self.user, idx, self.sparse_rows)
+
+    def item_rows(self, idx: torch.Tensor) -> torch.Tensor:
+        """self.item[idx], with gradient; see `user_rows`."""
+        return _rows(self.item, idx, self.sparse_rows)
+
+
+def _rows(table: torch.Tensor, idx: torch.Tensor, sparse: bool) -> torch.Tensor:
+    if sparse and table.requires_grad and torch.is_grad_enabled():
+        return F.embedding(idx, table, sparse=True)
+    return table[idx]
+
+
+def candidate_scores(u: torch.Tensor, table: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
+    """scores[b, k] = <u[b], table[cand[b, k]]> for u [B, d], table [I, d], cand int64 [B, H];
+    no gradient (a sampler's choice).
+
+    On a CPU this is one sampled dense product (`torch.sparse.sampled_addmm` over the [B, I]
+    pattern of the candidates): the dot products are taken straight from the table's rows,
+    without the [B, H, d] block that `F.embedding` + `bmm` writes and reads back (DNS(32),
+    batch 2048: 65,536 rows of 64 floats). Same values up to float rounding (a different
+    summation order), ~7x faster on ml-100k and Gowalla (1 thread). Elsewhere: gather + bmm.
+    """
+    with torch.no_grad():
+        u, table = u.detach(), table.detach()
+        B, H = cand.shape
+        if u.device.type != "cpu" or B * H == 0:
+            return torch.bmm(F.embedding(cand, table), u.unsqueeze(2)).squeeze(2)
+        crow = torch.arange(0, B * H + 1, H, device=u.device)
+        with warnings.catch_warnings():  # "sparse CSR support is in beta"
+            warnings.simplefilter("ignore", UserWarning)
+            pattern = torch.sparse_csr_tensor(crow, cand.reshape(-1), u.new_zeros(B * H),
+                                              size=(B, table.shape[0]))
+            return torch.sparse.sampled_addmm(pattern, u, table.T, beta=0.0).values().view(B, H)
 
 
 def _init(weight: torch.Tensor, how: str, generator: torch.Generator | None) -> None:
@@ -104,7 +149,7 @@ class LightGCN(MF):
         # one fused autograd node: backward costs L sparse products, like the forward
         user, item, user_layers, item_layers = mean_propagate(
             graph.adj, self.user_emb, self.item_emb, self.layers)  # [U, d], [I, d], L+1 each
-        return Embeddings(user, item, user_layers, item_layers)
+        return Embeddings(user, item, user_layers, item_layers, sparse_rows=self.layers > 0)
 
 
 class _Spmm(torch.autograd.Function):
