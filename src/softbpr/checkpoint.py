@@ -16,7 +16,7 @@ from ._version import __version__
 from .config import Experiment
 from .data import IdMap
 from .models import MF, build_model
-from .rundir import RunDir, atomic_write, write_json  # noqa: F401  (write_json: re-export)
+from .rundir import RunDir, atomic_write
 from .split import Pairs, Split
 
 FORMAT = "softbpr-checkpoint/1"

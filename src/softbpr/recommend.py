@@ -322,7 +322,5 @@ def load_recommender(run_dir: str | Path, device: str | torch.device = "auto") -
     return Recommender.from_checkpoint(run_dir, device)
 
 
-load = load_recommender  # transitional: the old name, until cli imports load_recommender
-
 
 __all__ = ["Recommendation", "Recommender", "load_recommender", "write_parquet"]
