@@ -287,3 +287,31 @@ def test_missing_optuna_says_how_to_install(monkeypatch, tmp_path, capsys):
         tune_mod.require_optuna()
     assert main(["tune", str(write(tmp_path))]) == 2
     assert "pip install 'softbpr[tune]'" in capsys.readouterr().err
+
+
+def test_one_tuning_per_folder(tmp_path):
+    import fcntl
+
+    sw = load_sweep(write(tmp_path, epochs=1))
+    sw.out.mkdir(parents=True)
+    with open(sw.out / "tune.lock", "a") as fh:  # as a running `softbpr tune` holds it
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        with pytest.raises(ConfigError, match="another softbpr tune is running"):
+            tune(sw, expand(sw), TuneOptions(), log=quiet)
+    assert read_rows(sw.out / "results.jsonl") == []
+
+
+@pytest.mark.slow
+def test_jobs_share_the_studies(tmp_path):
+    f = write(tmp_path, epochs=2)
+    env = {**os.environ}
+    env.pop("OMP_NUM_THREADS", None)
+    p = subprocess.run([sys.executable, "-m", "softbpr", "tune", str(f), "--jobs", "2",
+                        "--pruner", "none"], check=False, capture_output=True, text=True,
+                       env=env, cwd=ROOT)
+    assert p.returncode == 0, p.stderr
+    assert "[job 1]" in p.stdout and "[job 2]" in p.stdout
+    res = read_rows(tmp_path / "out" / "results.jsonl")
+    assert len(res) == 9 and len({r["run"] for r in res}) == 9  # every point once
+    rows = json.loads((tmp_path / "out" / "tune.json").read_text())
+    assert [r["trials"] for r in rows] == [{"complete": 3}, {"complete": 6}]
