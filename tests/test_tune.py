@@ -115,6 +115,14 @@ def test_grid_is_tuned_with_pruning_and_rows_report_reads(tmp_path):
         assert c.score == pytest.approx(by[row[0]]["best"]["value"])
     md = to_markdown(build_table(load_results(sw.out), metrics=["ndcg@10"], proposed=None))
     assert "pruned)" in md
+    # plots' --best (from the run directories) never picks a pruned run, even a leading one
+    from softbpr.plots import best_only, load_runs
+
+    rd = RunDir(sw.out / pruned[0]["run"])
+    res = rd.read_result()
+    rd.write_result({**res, "valid": {k: 1.0 for k in res["valid"]}})
+    chosen = {r.point_id for r in best_only(load_runs(sw.out))}
+    assert chosen == {c.point_id for c in choices.values()}
 
 
 def test_pruned_trials_are_listed_not_chosen():

@@ -77,7 +77,7 @@ class RunData:
         return {"run": str(self.dir), "method": self.config.get("method"),
                 "model": self.config.get("model"), "dataset": self.dataset, "seed": self.seed,
                 "config": self.config, "point_id": self.point_id, "valid": r.get("valid", {}),
-                "test": r.get("test", {})}
+                "test": r.get("test", {}), "stop_reason": r.get("stop_reason")}
 
 
 def load_runs(paths) -> list[RunData]:
