@@ -273,6 +273,8 @@ pool_size = 4
     assert "| synthetic-small lightgcn dns | 2 (2) |" in out
     assert main(["tune", str(f), "--dry-run", "--startup-trials", "1", "--min-epochs", "1"]) == 0
     assert "dns: 2 points over lr; " in capsys.readouterr().out
+    assert main(["tune", str(f), "--seed", "7", "--dry-run", "--out", str(tmp_path / "o7")]) == 0
+    assert "dns: 2 points over lr; not started" in capsys.readouterr().out
     assert main(["sweep", str(f), "--best", "--seeds", "1,2"]) == 0
     sw = load_sweep(f)
     (c,) = select(load_results(sw.out)).values()

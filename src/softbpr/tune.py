@@ -671,7 +671,7 @@ def run(args) -> int:
                        args.startup_trials, args.reduction_factor, args.sampler_seed)
     opts.check()
     sw = load_sweep(args.file, quick=args.quick, overrides=parse_assignments(args.set),
-                    out=args.out)
+                    out=args.out, seeds=None if args.seed is None else [args.seed])
     specs = filter_runs(expand(sw, args.file), parse_assignments(args.only))
     seed = opts.seed if opts.seed is not None else sw.seeds[0]
     if args.dry_run:
