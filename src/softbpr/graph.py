@@ -10,6 +10,7 @@ through sparse CSR matmul builds Â^T and is several times slower on CPU).
 
 from __future__ import annotations
 
+import sys
 import warnings
 from dataclasses import dataclass
 
@@ -147,6 +148,10 @@ class InteractionGraph:
         """
         keys = users * self.n_items + items
         if self.pos_bits is not None:
+            if sys.byteorder == "little":  # bit k of word w is bit k & 7 of byte 8 w + k >> 3:
+                # byte lookups with `take` (no advanced-indexing machinery), 1.5x faster
+                b = torch.take(self.pos_bits.view(torch.uint8), keys >> 3)
+                return b.bitwise_right_shift_((keys & 7).to(torch.uint8)).bitwise_and_(1).bool()
             return ((self.pos_bits[keys >> 6] >> (keys & 63)) & 1).bool()
         if self.pos_keys.numel() == 0:
             return torch.zeros_like(keys, dtype=torch.bool)
