@@ -69,13 +69,21 @@ def test_soft_bpr_gradient_is_scaled_by_delta_eq9(M):
     torch.testing.assert_close(u.grad, grad_u)
 
 
+# The BPR family averages M negatives; the softmax family scores them as one set.
+AVERAGING = {"bpr", "soft_bpr", "mixed_bpr", "adv_bpr", "hard_bpr"}
+
+
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_m_negatives_average_the_one_negative_losses(name):
     u, p, n = leaves(3, M=4)
     loss = build_loss(LossConfig(name=name))
     each = [loss(u, p, n[:, m]) for m in range(4)]
-    if name != "adv_bpr":  # (its δ_u depends on all M negatives)
-        assert loss(u, p, n).item() == pytest.approx(torch.stack(each).mean().item(), rel=1e-12)
+    mean = torch.stack(each).mean().item()
+    if name in AVERAGING - {"adv_bpr"}:  # (adv_bpr's δ_u depends on all M negatives)
+        assert loss(u, p, n).item() == pytest.approx(mean, rel=1e-12)
+    elif name not in AVERAGING:  # a set of M negatives is not the mean of M singletons
+        assert loss(u, p, n).item() != pytest.approx(mean, rel=1e-6)
+    # one negative as [B, d] or [B, 1, d]: the same loss
     assert loss(u, p, n[:, :1]).item() == pytest.approx(each[0].item(), rel=1e-12)
 
 

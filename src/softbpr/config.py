@@ -50,9 +50,12 @@ def param(default, help: str, *, choices: tuple[str, ...] | None = None, ge=None
 # needs neither torch nor the component modules; tests/test_contracts.py checks that they equal
 # the keys of models.MODELS, samplers.SAMPLERS and losses.LOSSES.
 MODEL_NAMES = ("lightgcn", "ngcf", "mf")
-SAMPLER_NAMES = ("uniform", "dns", "mixgcf", "irgan", "advir")
-LOSS_NAMES = ("bpr", "soft_bpr", "mixed_bpr", "adv_bpr")
-NO_ALPHA_LOSSES = ("bpr", "adv_bpr")
+SAMPLER_NAMES = ("uniform", "dns", "mixgcf", "irgan", "advir", "dns_mn", "ahns")
+LOSS_NAMES = ("bpr", "soft_bpr", "mixed_bpr", "adv_bpr", "hard_bpr", "softmax_bpr", "sl", "bsl",
+              "psl")
+NO_ALPHA_LOSSES = ("bpr", "adv_bpr", "hard_bpr", "softmax_bpr", "sl", "bsl", "psl")
+MULTI_NEGATIVE_SAMPLERS = ("uniform", "dns_mn", "ahns")
+"""The samplers that return sampler.n_negatives = M negatives per pair (the others return one)."""
 DEFAULT_ALPHA = 0.9
 """α of soft_bpr / mixed_bpr when none is given (τ = 1-α = 0.1); bpr and adv_bpr have α = 0."""
 
@@ -179,6 +182,29 @@ class SamplerConfig(_Section):
                                      ge=0)
     """irgan/advir: epochs of DNS(5)-BPR pre-training of the generator before training (IRGAN
     starts G from a DNS-trained MF); 0 = start from the uniform(±0.05) init."""
+    n_negatives: int = param(1, "uniform/dns_mn/ahns: negatives M per positive pair", ge=1,
+                             label="M")
+    """M: negatives per positive pair for uniform (M uniform draws), dns_mn (the M highest-scored
+    of pool_size = N candidates: DNS(M, N)) and ahns (M groups of pool_size candidates, one pick
+    each). The softmax losses (sl, bsl, psl, softmax_bpr) use them as one set; the BPR family
+    averages the M one-negative losses."""
+    ahns_alpha: float = param(1.0, "ahns: α in the target score β·(ŷ_ui + α)^(p+1)", label="α_A")
+    """ahns: the shift α of the positive score in AHNS's target β·(ŷ_ui + α)^(p+1) (reference
+    code default 1.0)."""
+    ahns_beta: float = param(0.1, "ahns: β in the target score β·(ŷ_ui + α)^(p+1)", label="β_A")
+    """ahns: the scale β of AHNS's target score (reference code default 0.1)."""
+    ahns_p: int = param(-2, "ahns: power p in the target score β·(ŷ_ui + α)^(p+1)", label="p_A")
+    """ahns: the power p of AHNS's target β·(ŷ_ui + α)^(p+1) (an integer, as in the reference
+    code; default -2: the target is β / (ŷ_ui + α))."""
+
+    def _cross_check(self):
+        if self.n_negatives > 1 and self.name not in MULTI_NEGATIVE_SAMPLERS:
+            raise ConfigError(f"sampler.n_negatives = {self.n_negatives} is only used by samplers "
+                              f"{', '.join(MULTI_NEGATIVE_SAMPLERS)} (sampler is {self.name!r})")
+        if self.name == "dns_mn" and self.n_negatives > self.pool_size:
+            raise ConfigError(f"sampler.n_negatives = {self.n_negatives} must be <= pool_size = "
+                              f"{self.pool_size} for dns_mn (the M highest-scored of N "
+                              "candidates)")
 
 
 @dataclass(frozen=True)
@@ -201,6 +227,42 @@ class LossConfig(_Section):
     losses.AdvBPR)."""
     adv_weight: float = param(1.0, "adv_bpr (AdvIR): weight of the adversarial term", ge=0.0)
     """adv_bpr: weight of the loss on the perturbed embeddings (APR's default λ = 1)."""
+    hard_a: float = param(1.0, "hard_bpr: a in -ln((σ(c·x+b)+a)/(1+a))", ge=0.0, label="a")
+    """hard_bpr: a >= 0, the floor of Hard-BPR's preference probability (0 = BPR's sigmoid)."""
+    hard_b: float = param(-1.0, "hard_bpr: b in -ln((σ(c·x+b)+a)/(1+a))", label="b")
+    """hard_bpr: b, the shift of the score gap x = ŷ_ui − ŷ_uj inside the sigmoid."""
+    hard_c: float = param(0.8, "hard_bpr: c in -ln((σ(c·x+b)+a)/(1+a))", gt=0.0, label="c")
+    """hard_bpr: c > 0, the slope on the score gap x (see losses.HardBPR for the defaults)."""
+    rho: float = param(1.0, "softmax_bpr (Softmax(ρ,N)): robustness radius ρ", gt=0.0,
+                       label="ρ")
+    """softmax_bpr: ρ > 0; the N negatives are weighted by softmax(Z/τ) with τ = sqrt(Var(Z)/2ρ):
+    small ρ -> uniform (BPR), large ρ -> the hardest (DNS). Reference default 1."""
+    tau: float = param(0.15, "sl/bsl/psl: softmax temperature τ (BSL's τ1, PSL's τ*)", gt=0.0,
+                       label="τ")
+    """sl/bsl/psl: the temperature τ of log Σ exp(·/τ) (BSL's τ1, PSL's τ*)."""
+    bsl_tau2: float = param(1.1, "bsl: τ2, the weight of the negative side (1 = SL)", gt=0.0,
+                            label="τ₂")
+    """bsl: τ2 in τ2·log Σ exp(s_uj/τ) − s_ui/τ; 1 = SL."""
+    psl_tau_score: float = param(2.0, "psl: score scale τ_s, σ(d/τ_s) (IR-Benchmark's tau)",
+                                 gt=0.0, label="τ_s")
+    """psl: the pairwise score differences are divided by τ_s before the activation (2 keeps
+    cosine differences in [-1, 1])."""
+    psl_activation: str = param("tanh", "psl: σ(x) = ln(f(x)+1) with f = tanh, atan or relu",
+                                choices=("tanh", "atan", "relu"))
+    """psl: tanh -> ln(tanh(x)+1), atan -> ln(atan(x)+1), relu -> ln(ReLU(x+1))."""
+    similarity: str = param("cosine", "sl/bsl/psl: score = cosine of the pooled vectors (as "
+                            "the references) or their dot product", choices=("cosine", "dot"))
+    """sl/bsl/psl: cosine (BSL's u_norm/i_norm, IR-Benchmark: training always normalises) or
+    dot. Evaluation ranks by the dot product of the pooled vectors either way."""
+    negatives: str = param("sampled", "sl/bsl/psl: the sampler's negatives, the batch's other "
+                           "positives (in_batch), or both", choices=("sampled", "in_batch", "both"))
+    """sl/bsl/psl: sampled (the sampler's M negatives), in_batch (the other positives of the
+    batch, BSL's no_sample mode) or both."""
+    soften: float = param(0.0, "sl/bsl/psl: positive-dominated softening α: negative scores "
+                          "-> α·ŷ_ui + (1-α)·ŷ_uj", ge=0.0, lt=1.0, label="α_s")
+    """sl/bsl/psl: the SDNS paper's mixing carried over to the softmax losses: each negative
+    becomes α e_i + (1-α) e_j (0 = off). For sl it equals the temperature τ/(1-α); see
+    losses/softmax.py."""
 
     def _cross_check(self):
         a = self.alpha
@@ -279,6 +341,25 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "mixgcf": {"sampler": {"name": "mixgcf"}, "loss": {"name": "bpr"}},
     "irgan": {"sampler": {"name": "irgan"}, "loss": {"name": "bpr"}},
     "advir": {"sampler": {"name": "advir"}, "loss": {"name": "adv_bpr"}},
+    # beyond the paper (issue 14; samplers/ and losses/ document each, with reference defaults)
+    "dns-mn": {"sampler": {"name": "dns_mn", "pool_size": 200, "n_negatives": 2},
+               "loss": {"name": "bpr"}},
+    "softmax-rho": {"sampler": {"name": "uniform", "n_negatives": 200},
+                    "loss": {"name": "softmax_bpr"}},
+    "ahns": {"sampler": {"name": "ahns", "pool_size": 32}, "loss": {"name": "bpr"}},
+    "hard-bpr": {"sampler": {"name": "dns"}, "loss": {"name": "hard_bpr"}},
+    "sl": {"sampler": {"name": "uniform", "n_negatives": 256},
+           "loss": {"name": "sl", "negatives": "sampled"}},
+    "sl-batch": {"sampler": {"name": "uniform", "n_negatives": 1},
+                 "loss": {"name": "sl", "negatives": "in_batch"}},
+    "sl-dns": {"sampler": {"name": "dns_mn", "pool_size": 256, "n_negatives": 64},
+               "loss": {"name": "sl", "negatives": "sampled"}},
+    "bsl": {"sampler": {"name": "uniform", "n_negatives": 256},
+            "loss": {"name": "bsl", "negatives": "sampled"}},
+    "bsl-batch": {"sampler": {"name": "uniform", "n_negatives": 1},
+                  "loss": {"name": "bsl", "negatives": "in_batch"}},
+    "psl": {"sampler": {"name": "uniform", "n_negatives": 256},
+            "loss": {"name": "psl", "negatives": "sampled", "tau": 0.05}},
 }
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "sampler": SamplerConfig,
@@ -303,6 +384,10 @@ def field_of(flat: str) -> dataclasses.Field:
     return next(f for f in fields(SECTIONS[s]) if f.name == k)
 
 
+def _section_field(section: str, key: str) -> dataclasses.Field:
+    return next(f for f in fields(SECTIONS[section]) if f.name == key)
+
+
 def label(flat: str) -> str:
     """Short display name of a parameter for tables and figures: label('pool_size') == 'H',
     label('alpha') == 'α'; the flat name itself when it has no label (or is not a field)."""
@@ -320,9 +405,12 @@ class Experiment:
 
     @property
     def method(self) -> str:
-        """The preset name matching (sampler, loss), else 'sampler+loss'."""
+        """The first preset whose choices (the sampler and loss names, and any other choice
+        field it sets, e.g. loss.negatives) all match, else 'sampler+loss'. Numbers a preset
+        sets (pool_size, ...) are hyper-parameters: they do not decide the method."""
         for name, p in PRESETS.items():
-            if (p["sampler"]["name"], p["loss"]["name"]) == (self.sampler.name, self.loss.name):
+            if all(getattr(getattr(self, s), k) == v for s, kv in p.items()
+                   for k, v in kv.items() if "choices" in _section_field(s, k).metadata):
                 return name
         return f"{self.sampler.name}+{self.loss.name}"
 

@@ -13,6 +13,13 @@ by name from `SAMPLERS` at the config edge: `build_sampler(cfg)` = `SAMPLERS[cfg
              (discriminator's) reward
     advir    AdvIR (Park & Chang, WWW 2019): the same adversarial sampling with IRGAN's pairwise
              reward; pair it with loss adv_bpr (preset advir) for its adversarial training
+    dns_mn   DNS(M, N) (Shi et al., WWW 2023): the M highest-scored of N uniform    dnsmn.py
+             candidates, items [B, M]
+    ahns     AHNS (Lai et al., AAAI 2024): the candidate scored closest to         ahns.py
+             β(ŷ_ui + α)^(p+1), a target that follows the positive's score
+
+`uniform` returns M = sampler.n_negatives draws per pair ([B, M]) when M > 1; `dns_mn` and
+`ahns` too (see config.MULTI_NEGATIVE_SAMPLERS).
 
 Hardness figures in `stats()` (per epoch): `neg_score` = mean score ŷ_uj of the chosen negative
 (for mixgcf: of the synthetic one) and, for samplers with a candidate pool, `cand_score` = mean
@@ -22,8 +29,10 @@ score of all candidates (the uniform baseline it is chosen from). The trainer ad
 
 from __future__ import annotations
 
+from .ahns import AHNSSampler
 from .base import Negatives, Sampler, Tally, nth_free_item, scores, uniform_candidates
 from .dns import DynamicHardSampler
+from .dnsmn import DNSMNSampler
 from .gan import AdvIRSampler, IRGANSampler
 from .generator import Generator
 from .mixgcf import MixGCFSampler
@@ -35,6 +44,8 @@ SAMPLERS: dict[str, type[Sampler]] = {
     "mixgcf": MixGCFSampler,
     "irgan": IRGANSampler,
     "advir": AdvIRSampler,
+    "dns_mn": DNSMNSampler,
+    "ahns": AHNSSampler,
 }
 
 
@@ -46,6 +57,6 @@ def build_sampler(cfg, **kwargs) -> Sampler:
     return SAMPLERS[cfg.name].from_config(cfg, **kwargs)
 
 
-__all__ = ["SAMPLERS", "AdvIRSampler", "DynamicHardSampler", "Generator", "IRGANSampler",
-           "MixGCFSampler", "Negatives", "Sampler", "Tally", "UniformSampler", "build_sampler",
+__all__ = ["SAMPLERS", "AHNSSampler", "AdvIRSampler", "DNSMNSampler", "DynamicHardSampler",
+           "Generator", "IRGANSampler", "MixGCFSampler", "Negatives", "Sampler", "Tally", "UniformSampler", "build_sampler",
            "nth_free_item", "scores", "uniform_candidates"]

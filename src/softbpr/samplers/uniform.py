@@ -1,4 +1,4 @@
-"""RNS: one item uniformly from the user's non-train items."""
+"""RNS: uniform draws from the user's non-train items (one, or M per pair)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,25 @@ from .base import Negatives, Sampler, scores, uniform_candidates
 
 
 class UniformSampler(Sampler):
-    """RNS: one item uniformly from the user's non-train items."""
+    """RNS: one item uniformly from the user's non-train items; with n_negatives = M > 1, M
+    independent draws per pair (items [B, M]: the negatives of the softmax losses)."""
 
     name = "uniform"
 
+    def __init__(self, n_negatives: int = 1):
+        super().__init__()
+        self.n_negatives = n_negatives  # M
+
+    @classmethod
+    def from_config(cls, cfg, **kwargs) -> UniformSampler:
+        return cls(cfg.n_negatives, **kwargs)
+
     def sample(self, users, pos, emb: Embeddings, graph: InteractionGraph,
                generator: torch.Generator | None) -> Negatives:
-        items = uniform_candidates(graph, users, 1, generator)[:, 0]  # [B]
-        neg = emb.item[items]  # [B, d']
+        items = uniform_candidates(graph, users, self.n_negatives, generator)  # [B, M]
+        if self.n_negatives == 1:
+            items = items[:, 0]  # [B]
+        neg = emb.item[items]  # [B, d'] or [B, M, d']
         with torch.no_grad():
             self.tally.add("neg_score", scores(emb.user[users], neg))
         return Negatives(items, neg)

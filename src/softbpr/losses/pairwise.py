@@ -14,10 +14,13 @@ The gradient weight of a triplet is Δ = 1 − σ((1−α)(ŷ_ui − ŷ_uj)) (eq
 - adversarial BPR (AdvIR's adversarial training, pairwise form; APR's objective):
       L = BPR(u, i, j) + w · BPR(u + δ_u, i + δ_i, j + δ_j),   δ_x = ε g_x / ||g_x||₂ per row,
   g_x = ∂BPR/∂x at the clean embeddings (the fast-gradient, worst-case direction), see `AdvBPR`.
+- Hard-BPR (Shi et al. 2024):    L = -mean ln [(σ(c·(ŷ_ui − ŷ_uj) + b) + a) / (1 + a)], see `HardBPR`
+- Softmax(ρ, N) (Shi et al., WWW 2023): BPR terms of the N negatives of a pair weighted by a
+  softmax over their own losses with a variance-adapted temperature, see `SoftmaxBPR` (the one
+  loss here that does not average its M = N negatives).
 
-Losses are built from the [loss] config section: `build_loss(cfg)` = `LOSSES[cfg.name]
-.from_config(cfg)`; the defaults of α, ε and the adversarial weight live in `config.LossConfig`
-only, and it validates them (the constructors take them as given).
+Losses are built from the [loss] config section (see `softbpr.losses`); every default lives in
+`config.LossConfig` only, and it validates them (the constructors take them as given).
 """
 
 from __future__ import annotations
@@ -156,6 +159,77 @@ class AdvBPR(Loss):
         return loss + self.weight * self.base(u + du, pos + dp, neg + dn)
 
 
+class HardBPR(Loss):
+    """Hard-BPR (Shi, Zhang, Fang, Wang & Jing, arXiv 2403.19276, 2024): BPR whose preference
+    probability saturates for overly hard negatives, so that they (likely false negatives under
+    DNS) stop dominating the gradient:
+
+        P(i >_u j) = (σ(c·x + b) + a) / (1 + a),   x = ŷ_ui − ŷ_uj,   L = −mean ln P.
+
+    Per term ∂L/∂x = −c σ(z)(1 − σ(z)) / (σ(z) + a) with z = c·x + b: for a > 0 it vanishes as
+    x → −∞ (a negative scored far above the positive), where BPR's weight tends to its maximum;
+    a = b = 0, c = 1 is BPR. ln(σ(z) + a) is computed as logaddexp(ln σ(z), ln a): stable for
+    any z, and exact for a = 0. Paired with DNS in preset hard-bpr (the paper trains Hard-BPR on
+    DNS negatives). Defaults a = 1, b = −1, c = 0.8 (config loss.hard_a/b/c): the values of a
+    public re-implementation that cites the paper; the paper's own table of a, b, c could not
+    be read from the stored copies (its parameter study reports that only two of the three need
+    tuning) — check them against the paper before a tuned study. M negatives: the mean.
+    """
+
+    def __init__(self, a: float, b: float, c: float):
+        self.a, self.b, self.c = float(a), float(b), float(c)
+
+    @classmethod
+    def from_config(cls, cfg: LossConfig) -> HardBPR:
+        return cls(cfg.hard_a, cfg.hard_b, cfg.hard_c)
+
+    def __call__(self, u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        z = self.c * score_gap(u, pos, neg) + self.b  # [B] or [B, M]
+        log_a = torch.tensor(self.a, dtype=z.dtype, device=z.device).log()  # -inf for a = 0
+        log_p = torch.logaddexp(F.logsigmoid(z), log_a) - torch.log1p(log_a.exp())
+        return -log_p.mean()
+
+
+class SoftmaxBPR(Loss):
+    """Softmax(ρ, N) (Shi et al., "On the Theories Behind Hard Negative Sampling for
+    Recommendation", WWW 2023; code swt-user/WWW_2023_code `loss_type=2`, `--weighted`): the
+    softmax-based hard sampling as a weighting of the N negatives of each pair.
+
+    With Z_j = −ln σ(ŷ_ui − ŷ_uj) the BPR loss of negative j of a pair ([B, N]),
+        τ = sqrt(Var_j(Z) / (2ρ))  (per pair, unbiased variance),  w = softmax_j(Z / τ),
+        L = mean over pairs of Σ_j w_j Z_j,   w and τ detached (no gradient through them).
+    This is the closed form of the KL-constrained worst case over the N negatives (radius ρ):
+    small ρ -> uniform weights (BPR), large ρ -> the hardest negative (DNS). The paper proves
+    Softmax(ρ, N) a soft estimator of one-way partial AUC, DNS(M, N) an exact one. Reference
+    defaults: N = 200 uniform negatives (`--sample_num 200`), ρ = 1 (`--lambda_w 1`); preset
+    softmax-rho = sampler uniform with M = N negatives + this loss. Differences: the reference
+    sums over the batch (we average, like every loss here: only the scale relative to the L2
+    term changes, and ours divides that by the batch too), subtracts the proposal's
+    log-probability (a constant for uniform draws: no effect on the softmax) and draws from all
+    items (ours: from the user's non-train items). With one negative, w = 1 (BPR).
+    """
+
+    def __init__(self, rho: float):
+        self.rho = float(rho)
+
+    @classmethod
+    def from_config(cls, cfg: LossConfig) -> SoftmaxBPR:
+        return cls(cfg.rho)
+
+    def weights(self, z: torch.Tensor) -> torch.Tensor:
+        """w [B, N] from the per-negative losses z [B, N] (no gradient)."""
+        z = z.detach()
+        if z.shape[1] == 1:
+            return torch.ones_like(z)
+        tau = (z.var(dim=1, keepdim=True) / (2.0 * self.rho)).sqrt().clamp_min(1e-12)
+        return torch.softmax(z / tau, dim=1)
+
+    def __call__(self, u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        gap = score_gap(u, pos, neg)
+        z = -F.logsigmoid(gap if gap.dim() == 2 else gap.unsqueeze(1))  # [B, N]
+        return (self.weights(z) * z).sum(1).mean()
+
+
 def l2_penalty(*rows: torch.Tensor) -> torch.Tensor:
     """sum over the given layer-0 rows of ||e||² / 2, divided by the batch size (rows[0] count).
 
@@ -163,14 +237,3 @@ def l2_penalty(*rows: torch.Tensor) -> torch.Tensor:
     """
     batch = rows[0].shape[0]
     return sum(r.pow(2).sum() for r in rows) / 2.0 / batch
-
-
-LOSSES: dict[str, type[Loss]] = {"bpr": BPR, "soft_bpr": SoftBPR, "mixed_bpr": MixedBPR,
-                                 "adv_bpr": AdvBPR}
-
-
-def build_loss(cfg: LossConfig) -> Loss:
-    """The loss of config section `cfg` (a `config.LossConfig`)."""
-    if cfg.name not in LOSSES:
-        raise ValueError(f"unknown loss {cfg.name!r}; choose one of {', '.join(LOSSES)}")
-    return LOSSES[cfg.name].from_config(cfg)

@@ -1,0 +1,194 @@
+"""Softmax-family losses: sampled softmax (SL), BSL and PSL, with the paper's softening as an option.
+
+Each pair (u, i) is scored against a *set* of negatives K(u, i): its M sampled negatives
+(`neg` [B, M, d]), the other positives of the batch (in-batch negatives: `pos` of the other
+rows), or both (loss.negatives = sampled | in_batch | both). With s = the score of the
+similarity option (loss.similarity: cosine of the pooled vectors, as all three references
+train, or the dot product) and d_j = s_uj − s_ui:
+
+    SL   L = mean_pairs  log Σ_{j∈K} exp(d_j / τ)                       (sl)
+    BSL  L = mean_pairs  τ₂ · log Σ_{j∈K} exp(d_j / τ) + (τ₂ − 1) s_ui / τ  (bsl)
+    PSL  L = mean_pairs  log Σ_{j∈K} exp(σ(d_j / τ_s) / τ)               (psl)
+
+The positive is *not* in the sum (BSL's and IR-Benchmark's code): SL = log Σ_j exp(d_j/τ) =
+−s_ui/τ + log Σ_j exp(s_uj/τ). BSL's code computes −log(exp(s_ui/τ₁) / (Σ_j exp(s_uj/τ₁))^τ₂),
+which is the form above (τ = τ₁); τ₂ = 1 is SL.
+
+Softening (loss.soften = α, 0 = off): the SDNS paper's positive-dominated mixing carried over,
+each negative replaced by α e_i + (1−α) e_j, i.e. (the scores being linear in the item vector;
+for cosine, the *normalised* vectors are mixed) s_uj -> α s_ui + (1−α) s_uj and d_j -> (1−α) d_j:
+- SL: exactly SL at temperature τ / (1−α). Softening adds nothing a temperature search does not
+  cover ("the logits scaled by 1−α" is the same thing; tests/test_losses.py checks both).
+- BSL: BSL at τ / (1−α) plus α(τ₂ − 1) s_ui / τ: a new loss unless τ₂ = 1 (tested).
+- PSL: σ((1−α) d_j / τ_s) — a new loss (σ is not linear).
+"Logits scaled by 1−α" for BSL/PSL (all scores, positive included) is the temperature
+τ/(1−α) (and τ_s/(1−α)): no option needed.
+
+In-batch negatives follow BSL's code (`Uniform_loss`): the B×B score matrix of the batch's users
+and positives; row b's negatives are the other B−1 positives, not masked (a positive of the
+same item, or another positive of the same user, counts as a negative). A batch of one pair has
+no in-batch negative: its loss is 0.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+from .pairwise import Loss
+
+if TYPE_CHECKING:
+    from ..config import LossConfig
+
+
+def off_diagonal(s: torch.Tensor) -> torch.Tensor:
+    """[B, B] -> [B, B−1]: row b without its diagonal entry, the other columns in order."""
+    B = s.shape[0]
+    return s.flatten()[1:].view(B - 1, B + 1)[:, :-1].reshape(B, B - 1)
+
+
+class SoftmaxFamily(Loss):
+    """Shared scoring of the softmax losses: `score_diffs(u, pos, neg) -> (s_ui [B], d [B, K])`
+    with the softening applied, d_j = (1−α)(s_uj − s_ui) for the K negatives of each pair."""
+
+    def __init__(self, tau: float, similarity: str = "cosine", negatives: str = "sampled",
+                 soften: float = 0.0):
+        if similarity not in ("cosine", "dot"):
+            raise ValueError(f"similarity must be cosine or dot, got {similarity!r}")
+        if negatives not in ("sampled", "in_batch", "both"):
+            raise ValueError(f"negatives must be sampled, in_batch or both, got {negatives!r}")
+        self.tau, self.similarity, self.negatives = float(tau), similarity, negatives
+        self.soften = float(soften)
+
+    @classmethod
+    def from_config(cls, cfg: LossConfig) -> SoftmaxFamily:
+        return cls(cfg.tau, cfg.similarity, cfg.negatives, cfg.soften)
+
+    def score_diffs(self, u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if neg.dim() == 2:
+            neg = neg.unsqueeze(1)  # one negative per pair: [B, 1, d]
+        if self.similarity == "cosine":
+            u, pos, neg = (F.normalize(x, dim=-1) for x in (u, pos, neg))
+        s_pos = (u * pos).sum(-1)  # [B]
+        parts = []
+        if self.negatives in ("sampled", "both"):
+            parts.append(torch.bmm(neg, u.unsqueeze(2)).squeeze(2))  # [B, M]
+        if self.negatives in ("in_batch", "both"):
+            parts.append(off_diagonal(u @ pos.T))  # [B, B−1]
+        s_neg = parts[0] if len(parts) == 1 else torch.cat(parts, 1)  # [B, K]
+        return s_pos, (1.0 - self.soften) * (s_neg - s_pos.unsqueeze(1))
+
+    @staticmethod
+    def _empty(s_pos: torch.Tensor) -> torch.Tensor:
+        """The loss of a batch without negatives (one pair, in-batch only): 0, in the graph."""
+        return (s_pos * 0.0).sum()
+
+
+class SampledSoftmax(SoftmaxFamily):
+    """Sampled softmax loss SL: mean over pairs of log Σ_{j∈K} exp((s_uj − s_ui)/τ).
+
+    References: Wu et al., "On the Effectiveness of Sampled Softmax Loss for Item
+    Recommendation" (TOIS 2022); BSL's code (junkangwu/BSL, `Pos_DROLoss` with τ₂ = 1, the
+    README's SL lines) and IR-Benchmark's `SoftmaxOptimizer` (Tiny-Snow/IR-Benchmark): both score
+    with the cosine of the normalised vectors and leave the positive out of the sum.
+    τ (loss.tau): BSL's LightGCN commands use 0.12-0.30 (ML-1M and Yelp2018 0.15), MF 0.08-0.17;
+    IR-Benchmark searches {0.01, 0.05, 0.1, 0.2, 0.5}; ours defaults to 0.15. Negatives: BSL
+    samples 800-1024 uniform negatives per pair or uses the batch (Yelp2018/Amazon/Gowalla
+    LightGCN), IR-Benchmark 1000 uniform; our presets sl (256 uniform: CPU cost), sl-batch
+    (in-batch) and sl-dns (the 64 highest-scored of 256: DNS(M, N) hard negatives).
+    ∂L/∂s_uj = softmax_j(d/τ)·(1−α)/τ / B, ∂L/∂s_ui = −(1−α)/τ / B.
+    """
+
+    def __call__(self, u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        s_pos, d = self.score_diffs(u, pos, neg)
+        if d.shape[1] == 0:
+            return self._empty(s_pos)
+        return torch.logsumexp(d / self.tau, dim=1).mean()
+
+
+class BSL(SoftmaxFamily):
+    """Bilateral softmax loss (Wu, Chen, Wu, Shi, Zhang & Wang, ICDE 2024; code junkangwu/BSL):
+        L = mean over pairs of −s_ui/τ₁ + τ₂ · log Σ_{j∈K} exp(s_uj/τ₁)
+          = τ₂ · SL + (τ₂ − 1) · s_ui/τ₁            (τ₁ = loss.tau, τ₂ = loss.bsl_tau2).
+
+    This is the reference's `Pos_DROLoss` in `pos_mode = reweight`, the mode of all its LightGCN
+    commands: `neg_logits.sum()` raised to τ₂ is the "one additional line" over SL. With one
+    positive per pair the positive side's Log-Expectation-Exp is the positive's own term, and τ₂
+    re-weights the negative side against it (∂L/∂s_ui = −1/τ₁ as SL; the negatives' gradients are
+    τ₂ times SL's). Not reproduced: `pos_mode = multi` (its MF commands on Yelp2018, Gowalla and
+    ML-1M), which averages exp(s_ui/τ₁) over the rows of the same user in the batch: our loss is
+    not given user ids. Reference values: LightGCN Gowalla τ₁ 0.12, τ₂ 0.84 (logs/, in-batch),
+    Yelp2018 0.15 / 1.12, Amazon 0.30 / 0.80, ML-1M 0.15 / 1.10; MF 0.08-0.17 / 1.06-1.32. Our
+    defaults τ₁ 0.15, τ₂ 1.1. Use it with cosine scores (the reference's u_norm/i_norm): with dot
+    products the (τ₂ − 1) s_ui term is unbounded.
+    """
+
+    def __init__(self, tau: float, tau2: float, similarity: str = "cosine",
+                 negatives: str = "sampled", soften: float = 0.0):
+        super().__init__(tau, similarity, negatives, soften)
+        self.tau2 = float(tau2)
+
+    @classmethod
+    def from_config(cls, cfg: LossConfig) -> BSL:
+        return cls(cfg.tau, cfg.bsl_tau2, cfg.similarity, cfg.negatives, cfg.soften)
+
+    def __call__(self, u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        s_pos, d = self.score_diffs(u, pos, neg)
+        if d.shape[1] == 0:
+            return self._empty(s_pos)
+        lse = torch.logsumexp(d / self.tau, dim=1)  # [B]
+        return (self.tau2 * lse + (self.tau2 - 1.0) * s_pos / self.tau).mean()
+
+
+def _log1p_tanh(x: torch.Tensor) -> torch.Tensor:
+    """ln(tanh(x) + 1) = ln 2 + ln σ(2x): finite for every x (tanh(x) + 1 underflows)."""
+    return math.log(2.0) + F.logsigmoid(2.0 * x)
+
+
+ACTIVATIONS = {
+    "tanh": _log1p_tanh,
+    # ln(atan(x) + 1) and ln(ReLU(x + 1)) are -inf for x <= tan(-1) resp. x <= -1 (cosine
+    # scores with τ_s = 2 keep x in [-1, 1]); clamped to a tiny positive argument there
+    "atan": lambda x: torch.log((torch.atan(x) + 1.0).clamp_min(1e-30)),
+    "relu": lambda x: torch.log((x + 1.0).clamp_min(1e-30)),
+}
+
+
+class PSL(SoftmaxFamily):
+    """Pairwise softmax loss (Yang, Chen, Xin, Zhou, Hu, Feng, Chen & Wang, "PSL: Rethinking and
+    Improving Softmax Loss from Pairwise Perspective for Recommendation", NeurIPS 2024; code
+    Tiny-Snow/IR-Benchmark `PSLOptimizer`, method 1):
+        L = mean over pairs of log Σ_{j∈K} exp(σ(d_j / τ_s) / τ),   d_j = s_uj − s_ui (cosine),
+    SL with exp(d) replaced by exp(σ(d)) for an activation σ that bounds the NDCG surrogate more
+    tightly: tanh -> ln(tanh + 1) (default), atan -> ln(atan + 1), relu -> ln(ReLU(· + 1))
+    (loss.psl_activation). τ_s (loss.psl_tau_score, reference `tau`, default 2) scales the cosine
+    scores into d/τ_s ∈ [−1, 1]; τ (loss.tau, reference `tau_star`, default 1, searched in
+    {0.005, 0.025, 0.05, 0.1, 0.25}) is the DRO temperature. Our preset psl sets τ = 0.05 (for
+    small d, ln(tanh(x) + 1) ≈ x, so PSL ≈ SL at temperature τ·τ_s = 0.1). Not reproduced:
+    method 2 (the BPR-like form) and the adaptive τ*. ln(tanh(x) + 1) is computed as
+    ln 2 + ln σ(2x) (exact, finite for dot-product scores too).
+    """
+
+    def __init__(self, tau: float, tau_score: float, activation: str = "tanh",
+                 similarity: str = "cosine", negatives: str = "sampled", soften: float = 0.0):
+        super().__init__(tau, similarity, negatives, soften)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, "
+                             f"got {activation!r}")
+        self.tau_score, self.activation = float(tau_score), activation
+
+    @classmethod
+    def from_config(cls, cfg: LossConfig) -> PSL:
+        return cls(cfg.tau, cfg.psl_tau_score, cfg.psl_activation, cfg.similarity,
+                   cfg.negatives, cfg.soften)
+
+    def __call__(self, u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        s_pos, d = self.score_diffs(u, pos, neg)
+        if d.shape[1] == 0:
+            return self._empty(s_pos)
+        act = ACTIVATIONS[self.activation](d / self.tau_score)
+        return torch.logsumexp(act / self.tau, dim=1).mean()

@@ -1,0 +1,298 @@
+"""The losses beyond the paper: Hard-BPR, Softmax(ρ, N), SL, BSL and PSL against hand-computed
+values and their gradients (torch.autograd), and the softening of the softmax losses: what it
+equals (SL: a temperature), and that it is the positive-dominated mixing of each negative."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from softbpr.config import LossConfig, load
+from softbpr.losses import BPR, BSL, LOSSES, PSL, HardBPR, SampledSoftmax, SoftmaxBPR, build_loss
+
+NEW = ["hard_bpr", "softmax_bpr", "sl", "bsl", "psl"]
+
+
+def leaves(seed=0, B=5, d=4, M=3):
+    g = torch.Generator().manual_seed(seed)
+    shapes = [(B, d), (B, d), (B, M, d)]
+    return [torch.randn(*s, generator=g, dtype=torch.float64, requires_grad=True)
+            for s in shapes]
+
+
+def clones(*xs):
+    return [x.detach().clone().requires_grad_(True) for x in xs]
+
+
+def sig(x):
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+# Two pairs, d = 2, two negatives each, chosen so the scores are easy to write down:
+U = [[1.0, 0.0], [0.0, 2.0]]
+P = [[2.0, 1.0], [1.0, 0.5]]  # s_ui: 2.0, 1.0
+N = [[[1.0, 3.0], [-1.0, 0.0]], [[0.0, 1.0], [4.0, -1.0]]]  # s_uj: (1, -1), (2, -2)
+S_POS, S_NEG = [2.0, 1.0], [[1.0, -1.0], [2.0, -2.0]]
+
+
+def hand():
+    return [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in (U, P, N)]
+
+
+def cos(a, b):
+    return sum(x * y for x, y in zip(a, b)) / math.hypot(*a) / math.hypot(*b)
+
+
+# ------------------------------------------------------------------------------- Hard-BPR
+
+def test_hard_bpr_by_hand_and_bpr_as_a_special_case():
+    u, p, n = hand()
+    a, b, c = 1.0, -1.0, 0.8
+    terms = [-math.log((sig(c * (S_POS[r] - S_NEG[r][m]) + b) + a) / (1 + a))
+             for r in range(2) for m in range(2)]
+    assert HardBPR(a, b, c)(u, p, n).item() == pytest.approx(sum(terms) / 4, rel=1e-12)
+    assert HardBPR(0.0, 0.0, 1.0)(u, p, n).item() == pytest.approx(BPR()(u, p, n).item(),
+                                                                   rel=1e-12)
+
+
+@pytest.mark.parametrize("a,b,c", [(1.0, -1.0, 0.8), (0.0, 0.0, 1.0), (0.3, 0.5, 2.0)])
+def test_hard_bpr_gradient_saturates_for_overly_hard_negatives(a, b, c):
+    """∂L/∂x = −c σ(z)(1−σ(z)) / (σ(z)+a) / N per term (z = c x + b), from autograd; for a > 0
+    it vanishes for x → −∞ (BPR's tends to its maximum)."""
+    x = torch.tensor([-30.0, -3.0, 0.0, 1.5, 4.0], dtype=torch.float64, requires_grad=True)
+    u = torch.ones(5, 1, dtype=torch.float64)
+    HardBPR(a, b, c)(u, x.unsqueeze(1), torch.zeros(5, 1, dtype=torch.float64)).backward()
+    z = c * x.detach() + b
+    s = torch.sigmoid(z)
+    torch.testing.assert_close(x.grad, -c * s * (1 - s) / (s + a) / 5)
+    if a > 0:
+        assert abs(x.grad[0].item()) < 1e-9 < abs(x.grad[2].item())
+
+
+def test_hard_bpr_is_finite_for_huge_gaps():
+    u = torch.full((2, 1), 100.0, requires_grad=True)
+    p = torch.tensor([[100.0], [-100.0]])
+    n = torch.tensor([[-100.0], [100.0]])
+    for a in (0.0, 1.0):
+        loss = HardBPR(a, -1.0, 0.8)(u, p, n)
+        loss.backward()
+        assert torch.isfinite(loss) and torch.isfinite(u.grad).all()
+
+
+# -------------------------------------------------------------------------- Softmax(ρ, N)
+
+def test_softmax_rho_weights_and_value_by_hand():
+    u, p, n = hand()
+    rho = 0.7
+    expect = 0.0
+    for r in range(2):
+        z = [-math.log(sig(S_POS[r] - s)) for s in S_NEG[r]]
+        mean = sum(z) / 2
+        tau = math.sqrt(sum((v - mean) ** 2 for v in z) / (2 - 1) / (2 * rho))
+        w = [math.exp(v / tau) for v in z]
+        expect += sum(wi / sum(w) * v for wi, v in zip(w, z)) / 2
+    assert SoftmaxBPR(rho)(u, p, n).item() == pytest.approx(expect, rel=1e-12)
+
+
+def test_softmax_rho_gradient_is_the_weighted_bpr_gradient():
+    """The weights are constants: ∂L/∂x_j = −w_j (1 − σ(x_j)) / B for the gaps x_j."""
+    u, p, n = leaves(4, B=6, M=5)
+    loss = SoftmaxBPR(1.0)
+    loss(u, p, n).backward()
+    with torch.no_grad():
+        x = (u * p).sum(-1, keepdim=True) - (u.unsqueeze(1) * n).sum(-1)  # [B, M]
+        w = loss.weights(-F.logsigmoid(x))
+        g = -w * (1 - torch.sigmoid(x)) / 6  # ∂L/∂x
+    torch.testing.assert_close(n.grad, -g.unsqueeze(-1) * u.unsqueeze(1))
+    torch.testing.assert_close(p.grad, g.sum(1, keepdim=True) * u)
+
+
+def test_softmax_rho_interpolates_between_bpr_and_dns():
+    u, p, n = leaves(5, B=8, M=6)
+    z = -F.logsigmoid((u * p).sum(-1, keepdim=True) - (u.unsqueeze(1) * n).sum(-1))
+    assert SoftmaxBPR(1e-14)(u, p, n).item() == pytest.approx(z.mean().item(), rel=1e-5)
+    assert SoftmaxBPR(1e8)(u, p, n).item() == pytest.approx(z.max(1).values.mean().item(),
+                                                            rel=1e-5)
+    # one negative: plain BPR (the variance of one value is undefined: weight 1)
+    assert SoftmaxBPR(1.0)(u, p, n[:, 0]).item() == pytest.approx(
+        BPR()(u, p, n[:, 0]).item(), rel=1e-12)
+
+
+# -------------------------------------------------------------------------------- SL, BSL
+
+def test_sl_and_bsl_by_hand_dot_and_cosine():
+    u, p, n = hand()
+    tau, tau2 = 0.5, 1.3
+    sl = bsl = 0.0
+    for r in range(2):
+        lse = math.log(sum(math.exp((s - S_POS[r]) / tau) for s in S_NEG[r]))
+        sl += lse / 2
+        bsl += (-S_POS[r] / tau + tau2 * math.log(sum(math.exp(s / tau) for s in S_NEG[r]))) / 2
+    assert SampledSoftmax(tau, "dot")(u, p, n).item() == pytest.approx(sl, rel=1e-12)
+    assert BSL(tau, tau2, "dot")(u, p, n).item() == pytest.approx(bsl, rel=1e-12)
+    assert BSL(tau, 1.0, "dot")(u, p, n).item() == pytest.approx(sl, rel=1e-12)
+    cs = 0.0
+    for r in range(2):
+        sp = cos(U[r], P[r])
+        cs += math.log(sum(math.exp((cos(U[r], j) - sp) / tau) for j in N[r])) / 2
+    assert SampledSoftmax(tau, "cosine")(u, p, n).item() == pytest.approx(cs, rel=1e-12)
+
+
+def test_sl_and_bsl_gradients_on_the_scores():
+    """Dot scores: ∂SL/∂s_uj = softmax_j(d/τ)/τ/B, ∂SL/∂s_ui = −1/τ/B; BSL: τ₂ × SL's on the
+    negatives, the same −1/τ/B on the positive. Checked on the embedding gradients."""
+    tau, tau2, B = 0.3, 1.25, 5
+    for loss, k in ((SampledSoftmax(tau, "dot"), 1.0), (BSL(tau, tau2, "dot"), tau2)):
+        u, p, n = leaves(6, B=B)
+        loss(u, p, n).backward()
+        with torch.no_grad():
+            d = (u.unsqueeze(1) * n).sum(-1) - (u * p).sum(-1, keepdim=True)  # [B, M]
+            g_neg = k * torch.softmax(d / tau, 1) / tau / B  # ∂L/∂s_uj
+            g_pos = torch.full((B, 1), -1.0 / tau / B, dtype=d.dtype)
+        torch.testing.assert_close(n.grad, g_neg.unsqueeze(-1) * u.unsqueeze(1))
+        torch.testing.assert_close(p.grad, g_pos * u)
+        torch.testing.assert_close(u.grad, g_pos * p + (g_neg.unsqueeze(-1) * n).sum(1))
+
+
+def test_in_batch_negatives_are_the_other_positives():
+    u, p, n = leaves(7, B=4)
+    tau = 0.2
+    s = F.normalize(u, dim=-1) @ F.normalize(p, dim=-1).T  # [B, B]
+    expect = torch.stack([torch.logsumexp(torch.cat([s[b, :b], s[b, b + 1:]]) / tau - s[b, b]
+                                          / tau, 0) for b in range(4)]).mean()
+    got = SampledSoftmax(tau, "cosine", "in_batch")(u, p, n)
+    torch.testing.assert_close(got, expect)
+    # both = the sampled and the in-batch negatives in one set
+    sn = (F.normalize(u, dim=-1).unsqueeze(1) * F.normalize(n, dim=-1)).sum(-1)  # [B, M]
+    both = torch.stack([torch.logsumexp(torch.cat([sn[b], s[b, :b], s[b, b + 1:]]) / tau
+                                        - s[b, b] / tau, 0) for b in range(4)]).mean()
+    torch.testing.assert_close(SampledSoftmax(tau, "cosine", "both")(u, p, n), both)
+    # a batch of one pair has no in-batch negative: loss 0, gradients finite
+    one = [x[:1] for x in (u, p, n)]
+    for cls in (SampledSoftmax, BSL, PSL):
+        loss = build_loss(LossConfig(name=cls.__name__.lower().replace("sampledsoftmax", "sl"),
+                                     negatives="in_batch"))(*one)
+        assert loss.item() == 0.0 and loss.requires_grad
+
+
+# --------------------------------------------------------------------------------------- PSL
+
+@pytest.mark.parametrize("act,f", [("tanh", lambda x: math.log(math.tanh(x) + 1)),
+                                   ("atan", lambda x: math.log(math.atan(x) + 1)),
+                                   ("relu", lambda x: math.log(max(x + 1, 0.0)))])
+def test_psl_by_hand(act, f):
+    u, p, n = hand()
+    tau, ts = 0.1, 2.0
+    expect = 0.0
+    for r in range(2):
+        sp = cos(U[r], P[r])
+        expect += math.log(sum(math.exp(f((cos(U[r], j) - sp) / ts) / tau) for j in N[r])) / 2
+    assert PSL(tau, ts, act)(u, p, n).item() == pytest.approx(expect, rel=1e-10)
+
+
+def test_psl_tanh_is_finite_where_tanh_plus_one_underflows():
+    u = torch.tensor([[1.0]], dtype=torch.float64)
+    p = torch.tensor([[100.0]], dtype=torch.float64, requires_grad=True)
+    n = torch.tensor([[[-100.0], [0.5]]], dtype=torch.float64, requires_grad=True)
+    loss = PSL(0.1, 1.0, "tanh", "dot")(u, p, n)  # d = -200: tanh(d) + 1 == 0 in float64
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(p.grad).all() and torch.isfinite(n.grad).all()
+
+
+# ------------------------------------------------------------------------------- softening
+
+def mixed_negatives(u, p, n, alpha, similarity):
+    """The literal positive-dominated mixing: each negative -> α e_i + (1−α) e_j (for cosine
+    scores, of the normalised vectors, which the scores are linear in)."""
+    if similarity == "cosine":
+        u, p, n = (F.normalize(x, dim=-1) for x in (u, p, n))
+    return u, p, alpha * p.unsqueeze(1) + (1 - alpha) * n
+
+
+@pytest.mark.parametrize("similarity", ["dot", "cosine"])
+@pytest.mark.parametrize("name", ["sl", "bsl", "psl"])
+@pytest.mark.parametrize("alpha", [0.3, 0.9])
+def test_soften_is_the_mixing_of_each_negative_with_the_positive(name, alpha, similarity):
+    """loss(soften = α) on (u, i, j) == loss(soften = 0, dot scores) on the mixed negatives,
+    in value and in gradient w.r.t. every embedding."""
+    u1, p1, n1 = leaves(8)
+    u2, p2, n2 = clones(u1, p1, n1)
+    soft = build_loss(LossConfig(name=name, soften=alpha, similarity=similarity, tau=0.3))
+    plain = build_loss(LossConfig(name=name, soften=0.0, similarity="dot", tau=0.3))
+    a = soft(u1, p1, n1)
+    b = plain(*mixed_negatives(u2, p2, n2, alpha, similarity))
+    torch.testing.assert_close(a, b)
+    a.backward()
+    b.backward()
+    for x, y in ((u1, u2), (p1, p2), (n1, n2)):
+        torch.testing.assert_close(x.grad, y.grad)
+
+
+@pytest.mark.parametrize("negatives", ["sampled", "in_batch", "both"])
+@pytest.mark.parametrize("alpha", [0.3, 0.8])
+def test_softened_sl_is_sl_at_temperature_tau_over_one_minus_alpha(alpha, negatives):
+    """For SL, softening adds nothing: SL(τ, soften α) == SL(τ/(1−α)), value and gradient
+    (equally "all logits scaled by 1−α")."""
+    u1, p1, n1 = leaves(9)
+    u2, p2, n2 = clones(u1, p1, n1)
+    a = SampledSoftmax(0.2, "cosine", negatives, soften=alpha)(u1, p1, n1)
+    b = SampledSoftmax(0.2 / (1 - alpha), "cosine", negatives)(u2, p2, n2)
+    torch.testing.assert_close(a, b)
+    a.backward()
+    b.backward()
+    for x, y in ((u1, u2), (p1, p2), (n1, n2)):
+        torch.testing.assert_close(x.grad, y.grad)
+
+
+def test_softened_bsl_is_not_a_temperature_change():
+    """BSL(τ, τ₂, soften α) = BSL(τ/(1−α), τ₂) + α(τ₂ − 1)·mean s_ui/τ: equal only for τ₂ = 1."""
+    u, p, n = leaves(10)
+    p = (u + 0.3 * p).detach()  # positives near their users: s_ui ~ 0.9, a visible extra term
+    tau, tau2, alpha = 0.2, 1.2, 0.5
+    s_pos = (F.normalize(u, dim=-1) * F.normalize(p, dim=-1)).sum(-1)
+    soft = BSL(tau, tau2, soften=alpha)(u, p, n)
+    hot = BSL(tau / (1 - alpha), tau2)(u, p, n)
+    torch.testing.assert_close(soft, hot + alpha * (tau2 - 1) * s_pos.mean() / tau)
+    assert abs((soft - hot).item()) > 0.1
+
+
+# ------------------------------------------------------------------ gradients, config, presets
+
+@pytest.mark.parametrize("name", sorted(set(NEW) - {"softmax_bpr"}))  # (its w is detached:
+@pytest.mark.parametrize("negatives", ["sampled", "both"])  # test_softmax_rho_gradient_is_...)
+def test_gradients_match_finite_differences(name, negatives):
+    u, p, n = leaves(11, B=4, d=3, M=3)
+    loss = build_loss(LossConfig(name=name, negatives=negatives, soften=0.4 if name in
+                                 ("sl", "bsl", "psl") else 0.0))
+    assert torch.autograd.gradcheck(lambda a, b, c: loss(a, b, c), (u, p, n))
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_new_losses_read_their_config_section(name):
+    cfg = LossConfig(name=name, hard_a=0.5, hard_b=0.2, hard_c=1.5, rho=3.0, tau=0.4,
+                     bsl_tau2=1.3, psl_tau_score=1.5, psl_activation="atan", similarity="dot",
+                     negatives="both", soften=0.25)
+    loss = build_loss(cfg)
+    assert type(loss) is LOSSES[name] and loss.alpha == 0.0
+    want = {"hard_bpr": {"a": 0.5, "b": 0.2, "c": 1.5}, "softmax_bpr": {"rho": 3.0},
+            "sl": {"tau": 0.4, "similarity": "dot", "negatives": "both", "soften": 0.25},
+            "bsl": {"tau": 0.4, "tau2": 1.3, "soften": 0.25},
+            "psl": {"tau": 0.4, "tau_score": 1.5, "activation": "atan", "soften": 0.25}}[name]
+    assert {k: getattr(loss, k) for k in want} == want
+
+
+def test_presets_of_the_softmax_losses():
+    e = load(overrides={"preset": "sl-batch"})
+    assert (e.sampler.name, e.loss.name, e.loss.negatives, e.method) == (
+        "uniform", "sl", "in_batch", "sl-batch")
+    e = load(overrides={"preset": "sl"})
+    assert (e.sampler.n_negatives, e.loss.negatives, e.method) == (256, "sampled", "sl")
+    # a preset's numbers are hyper-parameters: changing them keeps the method
+    assert load(overrides={"preset": "sl", "n_negatives": 32, "tau": 0.3}).method == "sl"
+    assert load(overrides={"preset": "psl"}).loss.tau == 0.05
+    assert load(overrides={"preset": "bsl", "negatives": "in_batch"}).method == "bsl-batch"
+    assert load(overrides={"sampler": "uniform", "loss": "bsl", "negatives": "both"}
+                ).method == "uniform+bsl"
+    with pytest.raises(ValueError, match="has no effect with loss 'sl'"):
+        load(overrides={"preset": "sl", "alpha": 0.5})
