@@ -102,6 +102,20 @@ class Recommender:
         self._popular = np.argsort(-self.popularity, kind="stable")  # ties: lower index first
         # about 2^25 scores per batch, as in evaluation (128 MiB of float32)
         self.batch_users = max(1, min(4096, (1 << 25) // max(1, n_i)))
+        self.index = None  # an ann.AnnIndex after use_index(): approximate top-K
+
+    def use_index(self, kind: str | None = "ivf", **params):
+        """Serve `recommend`/`topk` from an approximate Faiss inner-product index (softbpr.ann:
+        kind 'ivf', 'hnsw' or 'flat'; params as in `ann.build_index`), or exact scoring again
+        with kind=None (the default path). Seen items are still excluded exactly. Returns the
+        index (None for exact)."""
+        if kind is None or kind == "exact":
+            self.index = None
+        else:
+            from .ann import build_index
+
+            self.index = build_index(self.item_embeddings, kind, **params)
+        return self.index
 
     # -- construction -------------------------------------------------------------------------
 
@@ -250,6 +264,12 @@ class Recommender:
         k = min(k, len(self.item_ids))
         ptr, ind = ((self._seen_ptr, self._seen_idx) if exclude_seen
                     else (self._none_ptr, self._none_idx))
+        if self.index is not None:  # approximate: softbpr.ann, over-fetch then filter
+            from .ann import topk_unseen
+
+            users = np.asarray(users, dtype=np.int64)
+            return topk_unseen(self.index, self.user_embeddings[users], ptr.cpu().numpy(),
+                               ind.cpu().numpy(), users, k)
         vals = np.empty((len(users), k), dtype=np.float32)
         items = np.empty((len(users), k), dtype=np.int64)
         buf = None  # one score block reused by every batch (as evaluation does)
@@ -317,10 +337,17 @@ def write_parquet(path: Path, user_ids: np.ndarray, user_vecs: np.ndarray, item_
     return out
 
 
-def load_recommender(run_dir: str | Path, device: str | torch.device = "auto") -> Recommender:
-    """`Recommender` of a run directory (or its model.pt file): the Python face of `recommend`."""
-    return Recommender.from_checkpoint(run_dir, device)
+def load_recommender(run_dir: str | Path, device: str | torch.device = "auto",
+                     index: str | None = None) -> Recommender:
+    """`Recommender` of a run directory (or its model.pt file): the Python face of `recommend`.
 
+    index: None or 'exact' (score every item, the default), 'faiss' (= 'ivf'), 'ivf', 'hnsw' or
+    'flat': an approximate Faiss index for large catalogues (`Recommender.use_index`).
+    """
+    rec = Recommender.from_checkpoint(run_dir, device)
+    if index not in (None, "exact"):
+        rec.use_index("ivf" if index == "faiss" else index)
+    return rec
 
 
 __all__ = ["Recommendation", "Recommender", "load_recommender", "write_parquet"]
