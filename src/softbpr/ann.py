@@ -9,10 +9,15 @@ for 40k items, slow for millions when many users are served. An index answers a 
 looking at a small part of the catalogue (Faiss, https://github.com/facebookresearch/faiss,
 installed with `pip install 'softbpr[ann]'`):
 
-- ``ivf`` (default): IndexIVFFlat with the inner-product metric. k-means (seeded) cuts the
-  items into `nlist` cells (default 4·sqrt(I), at least 1 and at most I / 39, Faiss' minimum
-  training set per centroid); a query scores the items of the `nprobe` cells whose centroids
-  score highest (default nprobe: nlist / 16, at least 8). Scores of returned items are exact.
+- ``ivf`` (default): IndexIVFFlat over the items after the inner-product -> Euclidean
+  reduction of Bachrach et al. (RecSys 2014): item x becomes [x, sqrt(M² - |x|²)] (M the
+  largest item norm) and a query q becomes [q, 0], so the nearest items in L2 are exactly the
+  highest inner products. (IVF with the inner-product metric itself clusters badly when item
+  norms differ, as they do with popularity: recall@20 0.30 instead of 0.99 on SVD embeddings
+  of a synthetic log.) k-means (seeded) cuts the items into `nlist` cells (default 4·sqrt(I),
+  at most I / 39, Faiss' minimum training set per centroid); a query looks at the items of
+  the `nprobe` nearest cells (default nlist / 16, at least 8). Returned scores are recomputed
+  exactly as <q, x>.
 - ``hnsw``: IndexHNSWFlat (M = 32) with the inner-product metric; efSearch (default 128) trades
   recall for speed. Building costs more than ivf; inner product is not a metric, so HNSW's
   guarantees are weaker for vectors of very different norms.
@@ -57,12 +62,22 @@ class AnnIndex:
     n_items: int
     params: dict
     vectors: np.ndarray  # the item vectors [I, d] (not copied): for exact fallbacks
+    augmented: bool = False  # queries get a 0 appended; scores recomputed as <q, x>
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores float32 [n, k], items int64 [n, k]) best first; missing results (the index
         found fewer than k) are item -1 with score -inf."""
         q = np.ascontiguousarray(queries, dtype=np.float32)
-        scores, items = self.index.search(q, min(k, self.n_items))
+        k = min(k, self.n_items)
+        if not self.augmented:
+            scores, items = self.index.search(q, k)
+        else:
+            _, items = self.index.search(np.hstack([q, np.zeros((len(q), 1), np.float32)]), k)
+            scores = np.empty(items.shape, dtype=np.float32)
+            step = max(1, (1 << 22) // max(1, k * q.shape[1]))
+            for s in range(0, len(q), step):  # exact <q, x> of the returned items
+                it = np.maximum(items[s:s + step], 0)
+                scores[s:s + step] = np.einsum("nd,nkd->nk", q[s:s + step], self.vectors[it])
         scores[items < 0] = -np.inf
         return scores, items
 
@@ -80,24 +95,28 @@ def build_index(item_vecs: np.ndarray, kind: str = "ivf", *, nlist: int | None =
         raise ValueError(f"unknown index kind {kind!r}; choose {', '.join(KINDS)}")
     x = np.ascontiguousarray(item_vecs, dtype=np.float32)
     n, d = x.shape
+    augmented = False
     if kind == "flat" or (kind == "ivf" and n < 2 * 39):  # too few items to cluster
         index, params = faiss.IndexFlatIP(d), {}
         kind = "flat"
     elif kind == "ivf":
         nlist = nlist or int(min(max(1, 4 * math.sqrt(n)), n // 39))
         nprobe = nprobe or min(nlist, max(8, nlist // 16))
-        # (the factory's index owns its quantizer)
-        index = faiss.index_factory(d, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
+        norms = np.einsum("id,id->i", x, x)
+        extra = np.sqrt(np.maximum(norms.max() - norms, 0.0))[:, None]
+        index = faiss.index_factory(d + 1, f"IVF{nlist},Flat")  # L2; owns its quantizer
         index.cp.seed = seed
-        index.train(x)
+        xa = np.ascontiguousarray(np.hstack([x, extra]), dtype=np.float32)
+        index.train(xa)
         index.nprobe = nprobe
         params = {"nlist": nlist, "nprobe": nprobe}
+        augmented = True
     else:
         index = faiss.IndexHNSWFlat(d, hnsw_m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efSearch = ef_search
         params = {"M": hnsw_m, "efSearch": ef_search}
-    index.add(x)
-    return AnnIndex(index, kind, n, params, x)
+    index.add(xa if augmented else x)
+    return AnnIndex(index, kind, n, params, x, augmented)
 
 
 def topk_unseen(index: AnnIndex, user_vecs: np.ndarray, seen_ptr: np.ndarray,
