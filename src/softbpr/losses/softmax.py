@@ -71,12 +71,16 @@ class SoftmaxFamily(Loss):
                     ) -> tuple[torch.Tensor, torch.Tensor]:
         if neg.dim() == 2:
             neg = neg.unsqueeze(1)  # one negative per pair: [B, 1, d]
-        if self.similarity == "cosine":
-            u, pos, neg = (F.normalize(x, dim=-1) for x in (u, pos, neg))
+        cosine = self.similarity == "cosine"
+        if cosine:  # the [B, d] rows are normalised; [B, M, d] is not copied (see below)
+            u, pos = F.normalize(u, dim=-1), F.normalize(pos, dim=-1)
         s_pos = (u * pos).sum(-1)  # [B]
         parts = []
         if self.negatives in ("sampled", "both"):
-            parts.append(torch.bmm(neg, u.unsqueeze(2)).squeeze(2))  # [B, M]
+            s = torch.bmm(neg, u.unsqueeze(2)).squeeze(2)  # [B, M]
+            if cosine:  # <û, e/|e|> = <û, e>/|e|, as F.normalize (eps 1e-12): no [B, M, d] copy
+                s = s / neg.norm(dim=-1).clamp_min(1e-12)
+            parts.append(s)
         if self.negatives in ("in_batch", "both"):
             parts.append(off_diagonal(u @ pos.T))  # [B, B−1]
         s_neg = parts[0] if len(parts) == 1 else torch.cat(parts, 1)  # [B, K]

@@ -1,0 +1,90 @@
+"""Seconds per training epoch of the methods beyond the paper (issue 14) against DNS and SDNS.
+
+    OMP_NUM_THREADS=1 python bench/new_methods.py                 # ml-100k, temporal split
+    OMP_NUM_THREADS=1 python bench/new_methods.py --epochs 3 --set n_negatives=64 --json out.json
+
+Each method is its preset (with the preset's own sizes: DNS(2, 200), Softmax(ρ, 200),
+AHNS H = 32, SL/BSL/PSL with 256 uniform negatives, SL-DNS the 64 best of 256, in-batch SL/BSL
+with the batch's 2047 other positives) on LightGCN (d = 64, L = 3, batch 2048), trained through
+the real `train_one_epoch`. The methods take turns, one epoch each, `--epochs` rounds, so that
+all are timed under the same conditions on a shared machine; the median epoch is reported with
+its sampling share and the ratio to DNS's. `--set key=value` overrides every method's config
+(e.g. n_negatives=64 to time the smaller sets of the untuned comparison).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+from pathlib import Path
+
+import torch
+
+from softbpr.config import load
+from softbpr.distributed import Dist
+from softbpr.split import load_split
+from softbpr.trainer import build_parts, train_one_epoch
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+METHODS = ["dns", "sdns", "dns-mn", "softmax-rho", "ahns", "hard-bpr", "sl", "sl-batch",
+           "sl-dns", "bsl", "bsl-batch", "psl"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default=str(SHARED / "ml-100k" / "u.data"))
+    ap.add_argument("--columns", default="user,item,rating,timestamp")
+    ap.add_argument("--split", default="temporal")
+    ap.add_argument("--epochs", type=int, default=3, help="timed epochs per method (rounds)")
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--json", help="write the figures here")
+    args = ap.parse_args()
+    over = {}
+    for kv in args.set:
+        k, _, v = kv.partition("=")
+        over[k] = json.loads(v) if v[:1] in "0123456789-[{" or v in ("true", "false") else v
+    base = {"data": args.data, "columns": args.columns, "split": args.split, "device": "cpu",
+            "model": "lightgcn", "dim": 64, "layers": 3, "batch_size": 2048}
+    methods = args.methods.split(",")
+    split = load_split(load(overrides=base).data, log=lambda m: None)
+    print(split.summary())
+    parts = {}
+    for m in methods:
+        o = {**base, "preset": m, **over}
+        if m in ("sl-batch", "bsl-batch", "dns", "sdns", "hard-bpr"):
+            o.pop("n_negatives", None)  # one negative (in-batch: the sampler's is unused)
+        parts[m] = build_parts(load(overrides=o), split, Dist(), torch.device("cpu"))
+        train_one_epoch(parts[m])  # warm-up epoch (allocator, first-touch)
+    times = {m: [] for m in methods}
+    sample = {m: [] for m in methods}
+    for _ in range(args.epochs):
+        for m in methods:
+            st = train_one_epoch(parts[m])
+            times[m].append(st["train_seconds"])
+            sample[m].append(st["sample_seconds"])
+    ref = statistics.median(times["dns"]) if "dns" in times else None
+    rows = []
+    print(f"{'method':12s} {'s/epoch':>8s} {'sampling':>9s} {'x DNS':>6s}  config")
+    for m in methods:
+        e = parts[m].exp
+        t, s = statistics.median(times[m]), statistics.median(sample[m])
+        cfg = (f"{e.sampler.name} N={e.sampler.pool_size} M={e.sampler.n_negatives}, "
+               f"{e.loss.name}" + (f" ({e.loss.negatives})" if e.loss.name in ("sl", "bsl", "psl")
+                                   else ""))
+        rows.append({"method": m, "epoch_s": t, "sample_s": s, "x_dns": t / ref if ref else None,
+                     "config": cfg})
+        print(f"{m:12s} {t:8.2f} {s:9.2f} {t / ref if ref else float('nan'):6.2f}  {cfg}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"dataset": split.summary(), "rows": rows,
+                                               "epochs": args.epochs, "set": over,
+                                               "torch": torch.__version__,
+                                               "threads": torch.get_num_threads(),
+                                               "cpu": platform.processor() or platform.machine()},
+                                              indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
