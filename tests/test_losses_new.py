@@ -294,5 +294,5 @@ def test_presets_of_the_softmax_losses():
     assert load(overrides={"preset": "bsl", "negatives": "in_batch"}).method == "bsl-batch"
     assert load(overrides={"sampler": "uniform", "loss": "bsl", "negatives": "both"}
                 ).method == "uniform+bsl"
-    with pytest.raises(ValueError, match="has no effect with loss 'sl'"):
+    with pytest.raises(ValueError, match="has no effect with loss 'sl'; use loss.soften"):
         load(overrides={"preset": "sl", "alpha": 0.5})

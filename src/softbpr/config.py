@@ -268,8 +268,10 @@ class LossConfig(_Section):
         a = self.alpha
         if self.name in NO_ALPHA_LOSSES:
             if a not in (None, 0.0):
+                hint = ("loss.soften (the same mixing for the softmax losses)"
+                        if self.name in ("sl", "bsl", "psl") else "loss 'soft_bpr' (or preset sdns)")
                 raise ConfigError(f"loss.alpha = {a} has no effect with loss {self.name!r}; "
-                                  "use loss 'soft_bpr' (or preset sdns)")
+                                  f"use {hint}")
             object.__setattr__(self, "alpha", 0.0)
         elif a is None:
             object.__setattr__(self, "alpha", DEFAULT_ALPHA)
