@@ -128,3 +128,18 @@ def test_cli_ann_matches_exact_on_a_small_catalogue(tmp_path, capsys):
     assert main([*base, "--ann"]) == 0
     approx = capsys.readouterr().out
     assert [len(r["items"]) for r in json.loads(approx)] == [5, 5]
+
+
+def test_ivf_keeps_its_recall_when_norms_differ_widely():
+    """Popular items get large norms (SVD or trained embeddings), users small ones: the
+    IP -> L2 reduction must not lose the ranking to float32 rounding (it did, unscaled:
+    Faiss computes |q|² + |x|² - 2<q, x>)."""
+    uv, iv, seen = _clustered(n_users=200, n_items=4000, d=16)
+    rng = np.random.default_rng(1)
+    iv = iv * (10 ** rng.uniform(0, 3, size=(len(iv), 1))).astype(np.float32)  # norms up to ~1e4
+    uv = uv * np.float32(1e-3)
+    users = np.arange(2, 200)
+    _, it = _run(build_index(iv, "ivf"), uv, seen, users, 20)
+    _, ei = _exact(uv, iv, seen, users, 20)
+    recall = np.mean([len(np.intersect1d(it[r], ei[r])) / 20 for r in range(len(users))])
+    assert recall > 0.95, recall
