@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=1 python bench/new_methods.py                 # ml-100k, temporal split
     OMP_NUM_THREADS=1 python bench/new_methods.py --epochs 3 --set n_negatives=64 --json out.json
+    OMP_NUM_THREADS=1 python bench/new_methods.py --sweep configs/sweep-new-methods.toml
 
 Each method is its preset (with the preset's own sizes: DNS(2, 200), Softmax(ρ, 200),
 AHNS H = 32, SL/BSL/PSL with 256 uniform negatives, SL-DNS the 64 best of 256, in-batch SL/BSL
@@ -9,7 +10,8 @@ with the batch's 2047 other positives) on LightGCN (d = 64, L = 3, batch 2048), 
 the real `train_one_epoch`. The methods take turns, one epoch each, `--epochs` rounds, so that
 all are timed under the same conditions on a shared machine; the median epoch is reported with
 its sampling share and the ratio to DNS's. `--set key=value` overrides every method's config
-(e.g. n_negatives=64 to time the smaller sets of the untuned comparison).
+(e.g. n_negatives=64). `--sweep FILE` times the runs of a sweep file instead (its first seed;
+each named by its `method` bundle label, else its method): the cost of exactly what was compared.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--json", help="write the figures here")
+    ap.add_argument("--sweep", help="time the runs of this sweep file (first seed)")
     args = ap.parse_args()
     over = {}
     for kv in args.set:
@@ -48,15 +51,24 @@ def main() -> None:
         over[k] = json.loads(v) if v[:1] in "0123456789-[{" or v in ("true", "false") else v
     base = {"data": args.data, "columns": args.columns, "split": args.split, "device": "cpu",
             "model": "lightgcn", "dim": 64, "layers": 3, "batch_size": 2048}
-    methods = args.methods.split(",")
-    split = load_split(load(overrides=base).data, log=lambda m: None)
+    if args.sweep:
+        from softbpr.sweep import expand, load_sweep
+
+        specs = expand(load_sweep(args.sweep, seeds=[1], overrides={"device": "cpu", **over}))
+        exps = {s.labels.get("method", s.exp.method): s.exp for s in specs}
+    else:
+        exps = {}
+        for m in args.methods.split(","):
+            o = {**base, "preset": m, **over}
+            if m in ("sl-batch", "bsl-batch", "dns", "sdns", "hard-bpr"):
+                o.pop("n_negatives", None)  # one negative (in-batch: the sampler's is unused)
+            exps[m] = load(overrides=o)
+    methods = list(exps)
+    split = load_split(next(iter(exps.values())).data, log=lambda m: None)
     print(split.summary())
     parts = {}
     for m in methods:
-        o = {**base, "preset": m, **over}
-        if m in ("sl-batch", "bsl-batch", "dns", "sdns", "hard-bpr"):
-            o.pop("n_negatives", None)  # one negative (in-batch: the sampler's is unused)
-        parts[m] = build_parts(load(overrides=o), split, Dist(), torch.device("cpu"))
+        parts[m] = build_parts(exps[m], split, Dist(), torch.device("cpu"))
         train_one_epoch(parts[m])  # warm-up epoch (allocator, first-touch)
     times = {m: [] for m in methods}
     sample = {m: [] for m in methods}
@@ -65,7 +77,7 @@ def main() -> None:
             st = train_one_epoch(parts[m])
             times[m].append(st["train_seconds"])
             sample[m].append(st["sample_seconds"])
-    ref = statistics.median(times["dns"]) if "dns" in times else None
+    ref = statistics.median(times["dns"]) if "dns" in times else None  # (by label)
     rows = []
     print(f"{'method':12s} {'s/epoch':>8s} {'sampling':>9s} {'x DNS':>6s}  config")
     for m in methods:
@@ -73,7 +85,8 @@ def main() -> None:
         t, s = statistics.median(times[m]), statistics.median(sample[m])
         cfg = (f"{e.sampler.name} N={e.sampler.pool_size} M={e.sampler.n_negatives}, "
                f"{e.loss.name}" + (f" ({e.loss.negatives})" if e.loss.name in ("sl", "bsl", "psl")
-                                   else ""))
+                                   else "") + (f" soften {e.loss.soften:g}" if e.loss.soften
+                                               else ""))
         rows.append({"method": m, "epoch_s": t, "sample_s": s, "x_dns": t / ref if ref else None,
                      "config": cfg})
         print(f"{m:12s} {t:8.2f} {s:9.2f} {t / ref if ref else float('nan'):6.2f}  {cfg}")
