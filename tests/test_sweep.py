@@ -106,7 +106,7 @@ lr = [0.01, 0.005]
     assert q.out == tmp_path / "o-quick" and q.seeds == (3,)
     (spec,) = expand(q)
     assert spec.exp.data.data == "synthetic-small"
-    assert spec.exp.data.columns == "user,item,timestamp"  # the data section was reset
+    assert spec.exp.data.columns is None  # the data section was reset
     assert spec.exp.train.epochs == 2 and spec.exp.train.lr == 0.01 and spec.dataset is None
 
 

@@ -92,10 +92,13 @@ class DataConfig(_Section):
                        "exist, else random", choices=("auto", "given", "temporal", "random"))
     """auto | given | temporal | random. auto: given for LightGCN folders, temporal when the
     data has timestamps (the paper's protocol), else random."""
-    columns: str = param("user,item,timestamp", "column names of a delimited file, e.g. "
-                         "user,item,rating,timestamp")
+    columns: str | None = param(None, "column names of a delimited file, e.g. "
+                                "user,item,rating,timestamp", default_text="the header, or "
+                                "user,item[,timestamp] by position")
     """Column names of a delimited file in order (user, item, timestamp; others are ignored,
-    e.g. ``user,item,rating,timestamp`` for MovieLens u.data). A header line overrides this."""
+    e.g. ``user,item,rating,timestamp`` for MovieLens u.data). Without it: the header's names,
+    or user,item[,timestamp] by position in a 2- or 3-column file; a header that names other
+    columns than this is an error."""
     kcore: int = param(0, "k-core filter on users and items; 0/1 = off", ge=0)
     """Drop users and items with fewer than k interactions, repeatedly (0/1 = off)."""
     valid_ratio: float = param(0.1, "per-user validation share", ge=0.0, lt=1.0)

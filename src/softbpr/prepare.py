@@ -198,14 +198,16 @@ def table1_row(summary: dict) -> str:
             f"test {c['test']:,}), density {c['density']:.5f}")
 
 
-def info(path: str | Path, log: Callable[[str], None] = lambda m: None) -> dict:
-    """The summary of a prepared folder; for any other dataset path, computed by loading it."""
+def info(path: str | Path, log: Callable[[str], None] = lambda m: None, fmt: str = "auto",
+         columns: str | None = None) -> dict:
+    """The summary of a prepared folder; for any other dataset path, computed by loading it
+    (fmt, columns: as `softbpr train --format/--columns`)."""
     from .config import DataConfig
     from .split import load_split
 
     p = Path(path)
     if (p / "summary.json").exists():
         return json.loads((p / "summary.json").read_text())
-    split = load_split(DataConfig(data=str(p)), log)
+    split = load_split(DataConfig(data=str(p), format=fmt, columns=columns), log)
     return {"name": split.name, "source": str(p), "counts": counts(split),
             "notes": list(split.notes)}

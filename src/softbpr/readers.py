@@ -10,7 +10,12 @@ Formats (`detect_format` picks one from the path; `.gz` is read transparently fo
   back into the original ids.
 - ``csv``: one interaction per line, ``user<sep>item[<sep>...]`` with ``::``, TAB, comma, ``;``
   or whitespace as separator (taken from the first line), with or without a header. MovieLens'
-  ``u.data`` (TAB) and ``ratings.dat`` (``::``) are this format.
+  ``u.data`` (TAB) and ``ratings.dat`` (``::``) are this format. Without a header the columns are
+  ``user,item`` or ``user,item,timestamp`` by position; a file with more columns and no header
+  needs `columns` (a header naming user and item must agree with it). A file whose lines hold
+  varying numbers of integer ids is LightGCN's ``user item item ...``, not a table:
+  `detect_format` picks ``lightgcn`` for such a *train* file beside its *test* file, and refuses
+  it otherwise.
 - ``recbole``: RecBole atomic files (``.inter``): TAB separated with a typed header such as
   ``user_id:token<TAB>item_id:token<TAB>rating:float<TAB>timestamp:float``.
 - ``parquet``: through pyarrow (``pip install 'softbpr[parquet]'``), columns found by name.
@@ -18,14 +23,19 @@ Formats (`detect_format` picks one from the path; `.gz` is read transparently fo
 Columns are found by name (header) or by position (`columns`, e.g. ``user,item,rating,timestamp``);
 canonical names are user, item, timestamp, rating, behavior (aliases in `ALIASES`).
 Text files are parsed by numpy's C reader (`np.loadtxt`); only when it fails is the file scanned
-line by line, to raise `DataError` naming ``file:line`` of the first bad line.
+line by line, to raise `DataError` naming ``file:line`` of the first bad line. A truncated or
+corrupt ``.gz`` file, an empty file, a header without data, an empty id cell and a device or
+pipe given as a file are `DataError`s naming the file too.
 """
 
 from __future__ import annotations
 
 import gzip
 import re
+import warnings
+import zlib
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,8 +54,6 @@ ALIASES: dict[str, tuple[str, ...]] = {
                  "action_type", "event", "edge_type", "btype"),
 }
 _INT_LIKE = re.compile(r"\s*[+-]?\d{1,18}\s*")
-_HEADER_WORDS = re.compile(r"(user|item|movie|time|rating|id\b|uid|iid|product|behav|action)",
-                           re.IGNORECASE)
 
 
 def canonical(name: str) -> str:
@@ -55,20 +63,37 @@ def canonical(name: str) -> str:
 
 
 def detect_format(path: str | Path) -> str:
-    """'lightgcn' for a folder holding train.txt, else by suffix: parquet, recbole (.inter), csv."""
+    """'lightgcn' for a folder holding train.txt, else by suffix: parquet, recbole (.inter), csv;
+    a text file of LightGCN lines (varying numbers of integer ids) is 'lightgcn' when it is a
+    *train* file with a *test* sibling, and refused otherwise (read as a table it would give one
+    pair per user)."""
     p = Path(path)
     if p.is_dir():
         if (p / "train.txt").exists() or (p / "train.txt.gz").exists():
             return "lightgcn"
         raise DataError(f"{p}: a folder must hold train.txt and test.txt (LightGCN format)")
-    if not p.is_file():
-        raise DataError(f"{p}: no such file or folder")
+    check_file(p)
     suffixes = [s.lower() for s in p.suffixes if s.lower() != ".gz"]
     if suffixes and suffixes[-1] in (".parquet", ".pq"):
         return "parquet"
     if suffixes and suffixes[-1] == ".inter":
         return "recbole"
+    shape = _lightgcn_shape(_head(p))
+    if shape is not None:
+        if "train" in p.name and p.with_name(p.name.replace("train", "test")).exists():
+            return "lightgcn"
+        raise _lightgcn_shaped_error(p, shape)
     return "csv"
+
+
+def check_file(p: Path) -> None:
+    """DataError unless `p` is a regular file (a missing path, a device such as /dev/null or
+    a pipe would otherwise read as 'empty' or block)."""
+    if not p.exists():
+        raise DataError(f"{p}: no such file or folder; check the path (--data)")
+    if not p.is_file() and not p.is_dir():
+        raise DataError(f"{p}: not a regular file (a device, pipe or socket); give a data file "
+                        "or folder")
 
 
 def open_text(path: Path):
@@ -76,6 +101,44 @@ def open_text(path: Path):
     if path.suffix == ".gz":
         return gzip.open(path, "rt", encoding="utf-8", errors="replace")
     return open(path, encoding="utf-8", errors="replace")
+
+
+@contextmanager
+def reading(path: Path):
+    """Turn a truncated or corrupt .gz file (EOFError, zlib.error, BadGzipFile) into a
+    DataError that names the file."""
+    try:
+        yield
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise DataError(f"{path}: the compressed file is truncated or corrupt ({e}); download "
+                        "or compress it again") from None
+
+
+def _head(path: Path, n: int = 201) -> list[str]:
+    """The first `n` lines, without line ends."""
+    with reading(path), open_text(path) as fh:
+        return [ln.rstrip("\r\n") for ln in _take(fh, n)]
+
+
+def _lightgcn_shape(lines: list[str]) -> tuple[int, int, int] | None:
+    """(fewest, most fields, lines) when the lines look like LightGCN's 'user item item ...'
+    (whitespace/TAB separated non-negative integers, varying in number), else None."""
+    rows = [ln.split() for ln in lines if ln.strip()]
+    if len(rows) < 2 or any(sep in lines[0] for sep in ("::", ",", ";")):
+        return None
+    if not all(t.isdigit() for r in rows for t in r):
+        return None
+    counts = [len(r) for r in rows]
+    return (min(counts), max(counts), len(rows)) if min(counts) != max(counts) else None
+
+
+def _lightgcn_shaped_error(p: Path, shape: tuple[int, int, int]) -> DataError:
+    lo, hi, n = shape
+    return DataError(f"{p}: its lines hold {lo} to {hi} integer ids (first {n} lines), as in the "
+                     "LightGCN format 'user item item ...', not one interaction per line; pass "
+                     "--format lightgcn (with its *test* file beside it: a *train* file name, or "
+                     "a folder with train.txt and test.txt), or give a table with one "
+                     "user,item[,timestamp] per line")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -106,30 +169,64 @@ class _Layout:
 
 
 def _layout(path: Path, columns: str | None, header_required: bool) -> _Layout:
-    with open_text(path) as fh:
-        head = [ln.rstrip("\r\n") for ln in _take(fh, 201)]
+    head = _head(path)
     first = next((k for k, ln in enumerate(head) if ln.strip()), None)
     if first is None:
-        raise DataError(f"{path}: the file is empty")
+        raise DataError(f"{path}: the file is empty; give one user,item[,timestamp] per line")
     sep = _detect_sep(head[first])
     fields = _split_line(head[first], sep)
-    names = [canonical(c) for c in (columns or "user,item,timestamp").split(",")]
-    skip = first
-    header = False
-    looks_header = any(_HEADER_WORDS.search(f) for f in fields) and not all(
-        re.fullmatch(r"[+-]?[\d.eE]+", f) for f in fields)
-    if looks_header or header_required:
-        mapped = [canonical(f) for f in fields]
-        if "user" in mapped and "item" in mapped:
-            names = mapped
-        elif header_required:
-            raise DataError(f"{path}:{first + 1}: the header {head[first][:80]!r} names no "
-                            "user and item columns (e.g. user_id:token, item_id:token)")
-        skip, header = first + 1, True
+    rest = [_split_line(ln, sep) for ln in head[first + 1:] if ln.strip()]
+    mapped = [canonical(f) for f in fields]
+    named = "user" in mapped and "item" in mapped
+    header = header_required or named or _looks_header(fields, rest)
+    where = f"{path}:{first + 1}"
+    if columns:  # by position; a header naming user and item must agree with it
+        names = [canonical(c) for c in columns.split(",")]
+        if header and named and mapped[:len(names)] != names:
+            raise DataError(f"{where}: the header names the columns {','.join(mapped)} but "
+                            f"--columns says {','.join(names)}; drop --columns to use the "
+                            "header, or fix one of them")
+    elif header:
+        if not named:
+            raise DataError(f"{where}: the header {head[first][:80]!r} names no user and item "
+                            "columns (e.g. user,item,timestamp or user_id:token); rename them, or "
+                            "pass --columns to name the columns by position")
+        names = mapped
+    elif len(fields) in (2, 3):
+        names = ["user", "item", "timestamp"][:len(fields)]
+    elif len(fields) < 2:
+        raise DataError(f"{where}: one field per line ({head[first][:80]!r}); a table needs "
+                        "user<sep>item[<sep>timestamp] separated by ',', TAB, ';', '::' or "
+                        "spaces")
+    elif (shape := _lightgcn_shape(head)) is not None:
+        raise _lightgcn_shaped_error(path, shape)
+    else:
+        raise DataError(f"{where}: {len(fields)} fields per line and no header; name the "
+                        "columns with --columns, e.g. user,item,rating,timestamp")
     if "user" not in names or "item" not in names:
-        raise DataError(f"{path}: columns {names} must include 'user' and 'item'")
-    sample = [_split_line(ln, sep) for ln in head[skip:] if ln.strip()]
+        raise DataError(f"{path}: columns {names} must include 'user' and 'item' (--columns)")
+    if len(set(names)) < len(names):
+        raise DataError(f"{path}: a column is named twice in {names} (--columns)")
+    if not header and (shape := _lightgcn_shape(head)) is not None:
+        raise _lightgcn_shaped_error(path, shape)
+    skip = first + 1 if header else first
+    sample = rest if header else [fields, *rest]
+    if header and not sample and len(head) < 201:
+        raise DataError(f"{where}: the file has a header but no data lines; give one "
+                        "interaction per line after it")
     return _Layout(sep, names, skip, header, sample)
+
+
+def _looks_header(fields: list[str], rest: list[list[str]]) -> bool:
+    """Whether a first line that names no user and item columns is a header: it has a text
+    field where the lines after it hold numbers, or a known column name."""
+    if all(_is_float(f) for f in fields):
+        return False
+    for c, f in enumerate(fields):
+        col = [r[c] for r in rest if len(r) > c]
+        if col and not _is_float(f) and all(_is_float(v) for v in col):
+            return True
+    return any(canonical(f) in ALIASES for f in fields)
 
 
 def _take(fh, n: int) -> list[str]:
@@ -177,8 +274,9 @@ def read_table(path: str | Path, columns: str | None = None, want=("user", "item
     is an integer, else unicode strings. Timestamps are float64 (numbers, or ISO dates ->
     seconds); ratings float64; behaviours int64 or strings.
 
-    columns: the file's column names in order when it has no header (default
-        ``user,item,timestamp``); a header line naming user and item wins over it.
+    columns: the file's column names in order (None: the header's, or user,item[,timestamp]
+        by position in a 2- or 3-column file without one); a header naming user and item must
+        agree with it (DataError otherwise), any other header line is skipped.
     """
     path = Path(path)
     fmt = detect_format(path) if fmt == "auto" else fmt
@@ -186,6 +284,12 @@ def read_table(path: str | Path, columns: str | None = None, want=("user", "item
         return read_parquet(path, want)
     if fmt not in ("csv", "recbole"):
         raise DataError(f"{path}: read_table reads csv, recbole or parquet files, not {fmt!r}")
+    check_file(path)
+    with reading(path):
+        return _read_text_table(path, columns, want, fmt)
+
+
+def _read_text_table(path: Path, columns: str | None, want, fmt: str) -> dict[str, np.ndarray]:
     lay = _layout(path, columns, header_required=fmt == "recbole")
     cols = {n: lay.names.index(n) for n in want if n in lay.names}
     kinds = {n: _guess_kind(n, [r[c] for r in lay.sample if len(r) > c])
@@ -203,11 +307,14 @@ def read_table(path: str | Path, columns: str | None = None, want=("user", "item
               "dtype": dtype, "skiprows": int(lay.header) if filtered else lay.skip,
               "comments": None, "quotechar": '"' if lay.sep == "," else None, "ndmin": 1}
         try:
-            if filtered or lenient:
-                with open_text(path) as fh:  # invalid UTF-8 replaced; blank lines filtered
-                    arr = np.loadtxt((ln for ln in fh if ln.strip()) if filtered else fh, **kw)
-            else:  # numpy opens the file (.gz too) itself: ~30% faster than a Python stream
-                arr = np.loadtxt(str(path), encoding="utf-8", **kw)
+            with warnings.catch_warnings():  # "input contained no data": our message below
+                warnings.simplefilter("ignore", UserWarning)
+                if filtered or lenient:
+                    with open_text(path) as fh:  # invalid UTF-8 replaced; blank lines filtered
+                        arr = np.loadtxt((ln for ln in fh if ln.strip()) if filtered else fh,
+                                         **kw)
+                else:  # numpy opens the file (.gz too) itself: ~30% faster than a Python stream
+                    arr = np.loadtxt(str(path), encoding="utf-8", **kw)
         except UnicodeDecodeError:
             lenient = True
             continue
@@ -233,8 +340,11 @@ def read_table(path: str | Path, columns: str | None = None, want=("user", "item
     else:  # pragma: no cover - every retry widens something, so this is bounded
         raise DataError(f"{path}: could not be parsed")
     if len(arr) == 0:
-        raise DataError(f"{path}: no data lines")
+        raise DataError(f"{path}: no data lines; give one interaction per line")
     out = {n: np.asarray(arr[n]) for n in cols}
+    if any(kinds[n] == "str" and (out[n] == "").any() for n in ("user", "item")):
+        bad = _scan(path, lay, cols, kinds)  # names the line of the empty id
+        raise DataError(bad[0] if bad and bad[1] is None else f"{path}: an empty user or item id")
     if "timestamp" in out:
         try:
             out["timestamp"] = _to_seconds(out["timestamp"], path)
@@ -282,6 +392,10 @@ def _scan(path: Path, lay: _Layout, cols: dict[str, int], kinds: dict[str, str])
                 return (msg, None)
             for n, c in cols.items():
                 v = f[c]
+                if n in ("user", "item") and not v:
+                    msg = (f"{path}:{lineno}: the {n} id is empty; every line needs a user and "
+                           "an item: fill or remove the line")
+                    return (msg, None)
                 if kinds[n] == "int" and not _INT_LIKE.fullmatch(v):
                     return ("widen", n)
                 if (kinds[n] == "float" and not _is_float(v)) or (
@@ -366,7 +480,7 @@ def to_interactions(table: dict[str, np.ndarray], positives=None, min_rating=Non
     return Interactions(uc, ic, t, umap, imap)
 
 
-def read_delimited(path: str | Path, columns: str = "user,item,timestamp",
+def read_delimited(path: str | Path, columns: str | None = None,
                    fmt: str = "auto") -> Interactions:
     """Read a csv / recbole / parquet file into `Interactions` (users, items[, times])."""
     return to_interactions(read_table(path, columns, ("user", "item", "timestamp"), fmt))
@@ -383,7 +497,8 @@ def read_lightgcn_file(path: Path, allow_empty: bool = False) -> tuple[np.ndarra
     An empty file is an error unless `allow_empty` (a prepared valid.txt may be empty).
     """
     path = Path(path)
-    with open_text(path) as fh:
+    check_file(path)
+    with reading(path), open_text(path) as fh:
         text = fh.read()
     buf = np.frombuffer(text.encode("latin-1", errors="replace"), dtype=np.uint8)
     space = (buf == 32) | (buf == 9) | (buf == 10) | (buf == 13) | (buf == 11) | (buf == 12)
@@ -447,18 +562,30 @@ def lightgcn_files(path: str | Path) -> dict[str, Path]:
             if cand.exists():
                 found[name] = cand
     if "train" not in found or "test" not in found:
-        where = p if p.is_dir() else p.parent
-        listing = sorted(q.name for q in where.iterdir()) if where.is_dir() else "none"
-        raise DataError(f"{p}: a LightGCN dataset needs train and test files: a folder with "
-                        f"train.txt and test.txt, or a *train* file with its *test* sibling "
-                        f"(found: {listing})")
+        if p.is_dir():
+            missing = " and ".join(f"{n}.txt" for n in ("train", "test") if n not in found)
+            why = f"the folder has no {missing}"
+        elif not p.exists():
+            why = "no such file or folder"
+        elif "train" not in p.name:
+            why = "a file name without 'train' has no *test* sibling to find"
+        else:
+            why = f"its test file {p.name.replace('train', 'test')} is missing"
+        raise DataError(f"{p}: {why}; --format lightgcn needs train and test files: a folder "
+                        "with train.txt and test.txt, or a *train* file beside its *test* file")
     return found
 
 
 def read_id_map(path: Path) -> np.ndarray:
     """``org_id remap_id`` lines (first line a header) -> array of original ids by remap id."""
-    with open_text(path) as fh:
-        arr = np.loadtxt(fh, dtype=object, usecols=(0, 1), skiprows=1, comments=None, ndmin=2)
+    with reading(path), open_text(path) as fh, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # an empty map: our message below
+        try:
+            arr = np.loadtxt(fh, dtype=object, usecols=(0, 1), skiprows=1, comments=None,
+                             ndmin=2)
+        except ValueError:
+            raise DataError(f"{path}: expected lines 'org_id remap_id' after a header line"
+                            ) from None
     try:
         remap = arr[:, 1].astype(np.int64)
     except ValueError:

@@ -227,6 +227,30 @@ def _finish(name, train: Pairs, valid: Pairs, test: Pairs, umap: IdMap, imap: Id
     return Split(name, train, valid, test, umap, imap, truth, tuple(notes))
 
 
+def require_test(split: Split) -> None:
+    """DataError when the split has no test pair (test metrics would be NaN), naming the cause:
+    every user with fewer than 3 interactions (a temporal/random split keeps them in train;
+    one pair per user is also what a LightGCN 'user item item ...' file read as a table gives),
+    or an empty / fully dropped test file."""
+    if len(split.test):
+        return
+    per_user = np.bincount(split.train.users, minlength=split.n_users)
+    if len(split.train) and per_user.max() < 3:
+        one = int((per_user == 1).sum())
+        cause = (f"every user has fewer than 3 interactions ({one:,} of {split.n_users:,} have "
+                 "one), so all stay in train")
+        fix = ("is it a LightGCN file with lines 'user item item ...'? then pass --format "
+               "lightgcn; else give more interactions per user" if one > split.n_users // 2
+               else "give more interactions per user")
+    else:
+        cause = "the test set is empty"
+        fix = ("give a test file with pairs of users and items that are also in train, or a "
+               "non-zero test_ratio")
+    dropped = [n for n in split.notes if n.startswith("test:")]
+    raise DataError(f"{split.name}: no test pairs, so the test metrics would be NaN: {cause}"
+                    + (f" ({'; '.join(dropped)})" if dropped else "") + f"; {fix}")
+
+
 def split_interactions(data: Interactions, how: str, seed: int, valid_ratio: float,
                        test_ratio: float, name: str, truth=None,
                        log: Callable[[str], None] = print,
@@ -294,6 +318,8 @@ def load_split(cfg, log: Callable[[str], None] = print) -> Split:
     fmt = detect_format(path) if cfg.format == "auto" else cfg.format
     name = path.name if path.is_dir() else path.name.split(".")[0]
     if fmt == "lightgcn":
+        if cfg.format == "auto" and path.is_file():
+            log(f"{path.name}: lines 'user item item ...': read as the LightGCN format")
         split = cfg.split if cfg.split != "auto" else "given"
         given = read_lightgcn(path)  # a folder, or a *train* file with its *test* sibling
         for msg in given.notes:

@@ -20,6 +20,9 @@ examples:
 The cache folder is $SOFTBPR_DATA (default: the user's cache folder + softbpr)."""
 
 
+FORMATS = ("auto", "lightgcn", "csv", "recbole", "parquet")
+
+
 def add_parsers(sub) -> None:
     from .. import synth
 
@@ -38,7 +41,7 @@ def add_parsers(sub) -> None:
                                         "`softbpr train --data DIR` reads")
     p.add_argument("source", metavar="NAME|PATH", help="a cached dataset name or a file/folder")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--format", default="auto", help="auto | lightgcn | csv | recbole | parquet")
+    p.add_argument("--format", default="auto", choices=FORMATS, help=" | ".join(FORMATS))
     p.add_argument("--columns", help="column names of a file without header, e.g. "
                                      "user,item,behavior,timestamp")
     p.add_argument("--positives", help="behaviour values that count as positives, e.g. buy,cart "
@@ -59,6 +62,9 @@ def add_parsers(sub) -> None:
     dsub.choices["synth"].set_defaults(run=synth.run)
     i = dsub.add_parser("info", help="the Table 1 row (users, items, interactions, density)")
     i.add_argument("path", metavar="DIR|PATH")
+    i.add_argument("--format", default="auto", choices=FORMATS, help=" | ".join(FORMATS))
+    i.add_argument("--columns", help="column names of a file, e.g. user,item,rating,timestamp "
+                                     "(default: the header, or user,item[,timestamp])")
     i.add_argument("--json", action="store_true", help="print the whole summary as JSON")
     i.set_defaults(run=info)
 
@@ -100,7 +106,7 @@ def prepare(args) -> int:
 def info(args) -> int:
     from ..prepare import info as summary
 
-    s = summary(args.path)
+    s = summary(args.path, fmt=args.format, columns=args.columns)
     if args.json:
         print(json.dumps(s, indent=2))
         return 0
