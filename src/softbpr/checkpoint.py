@@ -14,7 +14,7 @@ import torch
 
 from ._version import __version__
 from .config import Experiment
-from .data import IdMap
+from .data import DataError, IdMap
 from .models import MF, build_model
 from .rundir import RunDir, atomic_write
 from .split import Pairs, Split
@@ -58,20 +58,40 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu"):
     path = Path(path)
     if path.is_dir():
         path = RunDir(path).model_path
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no checkpoint in this run directory (the run has "
+                                    "not evaluated an epoch yet, or it is not a run); resume or "
+                                    "finish the run first")
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no checkpoint (expected {path.name} in the run "
-                                "directory)")
-    ck = torch.load(path, map_location="cpu", weights_only=True)
-    if ck.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a softbpr checkpoint (format {ck.get('format')!r})")
-    exp = Experiment.from_dict(ck["experiment"])
-    umap, imap = _idmap(ck["user_ids"]), _idmap(ck["item_ids"])
-    pairs = {k: Pairs(ck[k][0].long().numpy(), ck[k][1].long().numpy())
-             for k in ("train", "valid", "test")}
-    split = Split(ck["dataset"], pairs["train"], pairs["valid"], pairs["test"], umap, imap)
-    m = exp.model
-    model = build_model(m.name, len(umap), len(imap), m.dim, m.layers, m.init, **m.options())
-    model.load_state_dict(ck["state_dict"])
+        raise FileNotFoundError(f"{path}: no such run directory or checkpoint; give the folder "
+                                "of a `softbpr train` run")
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except (PermissionError, IsADirectoryError):
+        raise
+    except Exception as e:  # noqa: BLE001 - any unpickling failure: not a (whole) checkpoint
+        why = "the file is empty" if path.stat().st_size == 0 else \
+            f"truncated or corrupt: {type(e).__name__}"
+        raise DataError(f"{path}: not a readable softbpr checkpoint ({why}); give a run "
+                        "directory of `softbpr train` (or its model.pt), or retrain it") from None
+    if not isinstance(ck, dict) or ck.get("format") != FORMAT:
+        what = ck.get("format") if isinstance(ck, dict) else type(ck).__name__
+        raise DataError(f"{path}: not a softbpr checkpoint (format {what!r}); give a run "
+                        "directory of `softbpr train` (or its model.pt)")
+    try:
+        exp = Experiment.from_dict(ck["experiment"])
+        umap, imap = _idmap(ck["user_ids"]), _idmap(ck["item_ids"])
+        pairs = {k: Pairs(ck[k][0].long().numpy(), ck[k][1].long().numpy())
+                 for k in ("train", "valid", "test")}
+        split = Split(ck["dataset"], pairs["train"], pairs["valid"], pairs["test"], umap, imap)
+        m = exp.model
+        model = build_model(m.name, len(umap), len(imap), m.dim, m.layers, m.init,
+                            **m.options())
+        model.load_state_dict(ck["state_dict"])
+    except (KeyError, IndexError, TypeError, RuntimeError, ValueError) as e:
+        raise DataError(f"{path}: a damaged or incompatible softbpr checkpoint ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:120] if str(e) else ''}); retrain the run"
+                        ) from None
     model.to(device).eval()
     return exp, model, split, ck
 

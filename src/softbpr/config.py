@@ -508,9 +508,9 @@ def merge(base: dict, updates: dict, origin: str) -> dict:
     out = {s: dict(base.get(s, {})) for s in SECTIONS}
     if "preset" in updates and updates["preset"] is not None:
         p = updates["preset"]
-        if p not in PRESETS:
-            raise ConfigError(f"{origin}: unknown preset {p!r}{_suggest(p, PRESETS)}; choose one "
-                              f"of {', '.join(PRESETS)}")
+        if not isinstance(p, str) or p not in PRESETS:
+            raise ConfigError(f"{origin}: unknown preset {p!r}{_suggest(str(p), PRESETS)}; "
+                              f"choose one of {', '.join(PRESETS)}")
         for s, kv in PRESETS[p].items():
             out[s].update(kv)
     loss_named = "loss" in updates or "preset" in updates or (
@@ -554,6 +554,11 @@ def load(path: str | Path | None = None, overrides: dict | None = None) -> Exper
                 doc = tomllib.load(fh)
         except FileNotFoundError:
             raise ConfigError(f"{p}: config file not found") from None
+        except IsADirectoryError:
+            raise ConfigError(f"{p}: is a folder, --config; give a TOML file") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{p}: not UTF-8 text (byte {e.start}), --config; save it as "
+                              "UTF-8 TOML") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{p}: invalid TOML: {e}") from None
         nested = merge(nested, doc, str(p))

@@ -51,7 +51,10 @@ _SECTIONS = ("data", "model", "sampler", "loss", "train", "eval")
 def atomic_write(path: str | Path, write: Callable[[str], Any]) -> None:
     """Call write(tmp_path), then rename over `path`: readers never see a half-written file."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:  # name the file the user asked for, not the temp file
+        raise type(e)(e.errno, e.strerror, str(path)) from None
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
@@ -181,10 +184,18 @@ class RunDir:
         return "pending"
 
     def check_new(self, overwrite: bool = False) -> None:
-        """Raise FileExistsError unless the folder is missing or empty (or `overwrite`)."""
+        """Raise FileExistsError unless the folder is missing or empty (or `overwrite`); a
+        file at the path is refused even with `overwrite`."""
+        if self.path.exists() and not self.path.is_dir():
+            raise FileExistsError(f"{self.path} is a file, not a run folder (--out); choose "
+                                  "another --out")
         if not overwrite and not self.is_empty():
-            raise FileExistsError(f"{self.path} exists and is not empty; choose another --out "
-                                  "or pass --overwrite")
+            if self.is_run() and not self.is_finished():
+                raise FileExistsError(f"{self.path} holds an unfinished run (--out); continue "
+                                      f"it with `softbpr train --resume {self.path}`, or pass "
+                                      "--overwrite (Python: overwrite=True) to start over")
+            raise FileExistsError(f"{self.path} exists and is not empty (--out); choose another "
+                                  "--out or pass --overwrite (Python: overwrite=True)")
 
     def create(self, config: dict, overwrite: bool = False) -> RunDir:
         """Start a run: mkdir, config.json and an empty history.jsonl.
@@ -220,7 +231,13 @@ class RunDir:
     def read_config(self) -> dict:
         if not self.is_run():
             raise FileNotFoundError(f"{self.config_path}: not a run directory (no {CONFIG})")
-        return json.loads(self.config_path.read_text())
+        try:
+            return json.loads(self.config_path.read_text(encoding="utf-8"))
+        except ValueError as e:  # not UTF-8 or not JSON (a torn or edited file)
+            from .data import DataError
+
+            raise DataError(f"{self.config_path}: not a readable run config ({e}); restore it, "
+                            "or start a new run") from None
 
     def experiment(self):
         """The run's `Experiment`, rebuilt (and validated) from config.json."""
@@ -300,7 +317,20 @@ class RunDir:
 
         if not self.has_state():
             raise FileNotFoundError(f"cannot resume: {self.state_path} does not exist")
-        return torch.load(self.state_path, map_location="cpu", weights_only=False)
+        try:
+            st = torch.load(self.state_path, map_location="cpu", weights_only=False)
+        except (PermissionError, IsADirectoryError):
+            raise
+        except Exception as e:  # noqa: BLE001 - any unpickling failure: a damaged file
+            st = e
+        if not isinstance(st, dict) or "epoch" not in st:
+            from .data import DataError
+
+            why = f"truncated or corrupt: {type(st).__name__}" if isinstance(st, Exception) \
+                else "not a training state"
+            raise DataError(f"{self.state_path}: the saved training state is damaged ({why}); "
+                            f"delete it to restart the run from epoch 1, or start a new run")
+        return st
 
 
 def find_runs(paths: str | Path | Iterable[str | Path]) -> list[RunDir]:

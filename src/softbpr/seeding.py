@@ -22,7 +22,11 @@ def pick_device(requested: str = "auto") -> torch.device:
     """'auto' -> cuda when available, else cpu; 'cuda' / 'cuda:N' fail clearly without a GPU."""
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(requested)
+    try:
+        dev = torch.device(requested)
+    except RuntimeError:
+        raise ValueError(f"device {requested!r} is not a device name (--device); choose auto, "
+                         "cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {requested!r} requested but CUDA is not available here")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():

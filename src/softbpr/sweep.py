@@ -150,6 +150,10 @@ def load_sweep(path: str | Path, quick: bool = False, seeds=None, overrides: dic
         doc = tomllib.loads(p.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{p}: sweep file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{p}: is a folder; give a sweep TOML file") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {e.start}); save it as UTF-8 TOML") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: invalid TOML: {e}") from None
     extra = set(doc) - {"sweep", "base", "grid", "variants", "quick"}
@@ -167,7 +171,13 @@ def load_sweep(path: str | Path, quick: bool = False, seeds=None, overrides: dic
     for src in (doc.get("base", {}), grid, *variants):
         if "seed" in src or ("train" in src and "seed" in src.get("train", {})):
             raise ConfigError(f"{p}: set training seeds with [sweep] seeds = [...], not 'seed'")
-    seeds = tuple(int(s) for s in (seeds if seeds is not None else meta.get("seeds", [1])))
+    raw = seeds if seeds is not None else meta.get("seeds", [1])
+    raw = [raw] if isinstance(raw, int) else raw
+    if not isinstance(raw, (list, tuple)) or not all(
+            isinstance(s, int) and not isinstance(s, bool) for s in raw):
+        raise ConfigError(f"{p}: [sweep] seeds must be a list of integers, e.g. seeds = [1, 2, 3]"
+                          f", got {raw!r}")
+    seeds = tuple(raw)
     if not seeds:
         raise ConfigError(f"{p}: no seeds")
     q = None
