@@ -126,7 +126,7 @@ def _lightgcn_shape(lines: list[str]) -> tuple[int, int, int] | None:
     rows = [ln.split() for ln in lines if ln.strip()]
     if len(rows) < 2 or any(sep in lines[0] for sep in ("::", ",", ";")):
         return None
-    if not all(t.isdigit() for r in rows for t in r):
+    if not all(t.isascii() and t.isdigit() for r in rows for t in r):
         return None
     counts = [len(r) for r in rows]
     return (min(counts), max(counts), len(rows)) if min(counts) != max(counts) else None
@@ -513,7 +513,7 @@ def read_lightgcn_file(path: Path, allow_empty: bool = False) -> tuple[np.ndarra
         vals = np.array(text.split(), dtype=np.int64)
     except (ValueError, OverflowError):
         vals = None
-    if vals is None or len(vals) != len(starts) or (vals < 0).any():
+    if vals is None or len(vals) != len(starts) or "-" in text or not text.isascii():
         _lightgcn_error(path)
         raise DataError(f"{path}: could not be parsed as 'user item item ...' lines")
     is_user = np.concatenate([[True], line_of[1:] != line_of[:-1]])
@@ -526,7 +526,7 @@ def _lightgcn_error(path: Path) -> None:
     with open_text(path) as fh:
         for lineno, line in enumerate(fh, 1):
             for t in line.split():
-                if not t.isdigit():
+                if not re.fullmatch(r"\+?[0-9]+", t):  # (str.isdigit takes '٣' too)
                     what = "a negative id" if t.startswith("-") and t[1:].isdigit() else (
                         f"a non-integer id {t!r}")
                     raise DataError(f"{path}:{lineno}: {what}; the LightGCN format needs "
