@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from softbpr.cli import main
+from softbpr.cli import EXIT_DATA, EXIT_FILE, EXIT_USAGE, main
 
 FAST = ["--data", "synthetic-small", "--epochs", "4", "--eval-every", "2", "--dim", "16",
         "--batch-size", "1024", "--device", "cpu", "--quiet"]
@@ -50,19 +50,21 @@ def test_refuses_to_overwrite(tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    assert main(["train", *FAST, "--out", str(out)]) == 2
+    assert main(["train", *FAST, "--out", str(out)]) == EXIT_FILE
     assert "not empty" in capsys.readouterr().err
     assert (out / "keep.txt").read_text() == "mine"
+    assert main(["train", *FAST, "--epochs", "1", "--out", str(out), "--overwrite"]) == 0
+    assert (out / "result.json").exists() and (out / "keep.txt").read_text() == "mine"
 
 
-@pytest.mark.parametrize("args,msg", [
-    (["--alpha", "1.5"], "alpha must be in"),
-    (["--pool-size", "0"], "pool_size"),
-    (["--preset", "nope"], "unknown preset"),
-    (["--data", "/nonexistent/x.csv"], "no such file"),
+@pytest.mark.parametrize("args,msg,code", [
+    (["--alpha", "1.5"], "alpha must be in", EXIT_USAGE),
+    (["--pool-size", "0"], "pool_size", EXIT_USAGE),
+    (["--preset", "nope"], "unknown preset", EXIT_USAGE),
+    (["--data", "/nonexistent/x.csv"], "no such file", EXIT_DATA),
 ])
-def test_errors_are_one_line(tmp_path, capsys, args, msg):
-    assert main(["train", *FAST, *args, "--out", str(tmp_path / "r")]) == 2
+def test_errors_are_one_line(tmp_path, capsys, args, msg, code):
+    assert main(["train", *FAST, *args, "--out", str(tmp_path / "r")]) == code
     err = capsys.readouterr().err.strip()
     assert msg in err and len(err.splitlines()) == 1
 
@@ -79,7 +81,7 @@ def test_malformed_data_file(tmp_path, capsys):
     d.mkdir()
     (d / "train.txt").write_text("0 1 2\n1 2 -3\n")
     (d / "test.txt").write_text("0 3\n")
-    assert main(["train", *FAST[2:], "--data", str(d), "--out", str(tmp_path / "r")]) == 2
+    assert main(["train", *FAST[2:], "--data", str(d), "--out", str(tmp_path / "r")]) == EXIT_DATA
     err = capsys.readouterr().err
     assert "train.txt:2: a negative id" in err
 
@@ -103,16 +105,16 @@ def test_busy_cpu_warning(monkeypatch):
     assert busy_cpu_note() is None  # the user chose the threads
 
 
-@pytest.mark.parametrize("argv,msg", [
-    (["train", "--epochs", "many"], "argument --epochs: invalid int value: 'many'"),
-    (["train", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
-    (["sweep", "s.toml", "--shard", "4/3"], "argument --shard: must be K/N"),
+@pytest.mark.parametrize("argv,msg,code", [
+    (["train", "--epochs", "many"], "argument --epochs: invalid int value: 'many'", EXIT_USAGE),
+    (["train", "--no-such-flag"], "unrecognized arguments: --no-such-flag", EXIT_USAGE),
+    (["sweep", "s.toml", "--shard", "4/3"], "argument --shard: must be K/N", EXIT_USAGE),
     (["recommend", "run", "--user", "1", "--users-file", "/nonexistent/users.txt"],
-     "/nonexistent/users.txt"),
-    (["nope"], "invalid choice: 'nope'"),
+     "/nonexistent/users.txt", EXIT_FILE),
+    (["nope"], "invalid choice: 'nope'", EXIT_USAGE),
 ])
-def test_usage_and_environment_errors_are_one_line(argv, msg, capsys):
-    assert main(argv) == 2
+def test_usage_and_environment_errors_are_one_line(argv, msg, code, capsys):
+    assert main(argv) == code
     cap = capsys.readouterr()
     err = cap.err.strip()
     assert err.startswith("softbpr: error: ") and msg in err and len(err.splitlines()) == 1
@@ -133,7 +135,7 @@ def test_unexpected_errors_are_bugs_with_a_traceback(monkeypatch, capsys):
     assert "this is a bug" in err
 
 
-def test_sigterm_unwinds_during_a_command_only(monkeypatch):
+def test_sigterm_unwinds_during_a_command_only(monkeypatch, capsys):
     import os
     import signal
 
@@ -148,9 +150,8 @@ def test_sigterm_unwinds_during_a_command_only(monkeypatch):
 
     monkeypatch.setattr(softbpr.recommend, "load_recommender", terminated)
     before = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(SystemExit) as e:
-        main(["recommend", "run", "--user", "1"])
-    assert e.value.code == 128 + signal.SIGTERM
+    assert main(["recommend", "run", "--user", "1"]) == 128 + signal.SIGTERM
+    assert "softbpr: terminated (SIGTERM)" in capsys.readouterr().err
     assert seen["handler"] is not before and signal.getsignal(signal.SIGTERM) is before
 
 

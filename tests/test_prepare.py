@@ -132,4 +132,4 @@ def test_cli_data_list_and_fetch_from_local_copy(tmp_path, capsys, monkeypatch):
     assert main(["data", "fetch", "taobao", "--from", str(src), "--quiet"]) == 0
     assert (tmp_path / "cache" / "taobao" / "UserBehavior.csv").exists()
     assert "cannot be verified" in capsys.readouterr().out
-    assert main(["data", "fetch", "no-such-set"]) == 2
+    assert main(["data", "fetch", "no-such-set"]) == 4  # cli.EXIT_DATA

@@ -187,7 +187,7 @@ def test_export_parquet_without_pyarrow(rec, tmp_path, monkeypatch, run_dir, cap
         return real(name, *a, **kw)
 
     monkeypatch.setattr(builtins, "__import__", no_pyarrow)
-    assert main(["export", str(run_dir), "--out", str(tmp_path / "e.parquet")]) == 2
+    assert main(["export", str(run_dir), "--out", str(tmp_path / "e.parquet")]) == 6  # EXIT_ENV
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "needs pyarrow" in err
     assert not list(tmp_path.iterdir())

@@ -135,7 +135,7 @@ def test_cli_report_prints_and_writes(res_file, capsys):
     md = (res_file.parent / "report.md").read_text()
     assert md.strip() in out
     assert (res_file.parent / "report.csv").read_text().startswith("row,method,dataset,metric")
-    assert main(["report", str(res_file.parent / "missing")]) == 2
+    assert main(["report", str(res_file.parent / "missing")]) == 5  # cli.EXIT_FILE
 
 
 def test_models_are_never_mixed_in_a_choice():

@@ -104,7 +104,7 @@ def test_resume_refuses_flags_and_finished_runs(tmp_path, reference):
     out.mkdir()
     (out / "config.json").write_text("{}")
     (out / "result.json").write_text("{}")
-    assert main(["train", "--resume", str(out)]) == 2
+    assert main(["train", "--resume", str(out)]) == 5  # cli.EXIT_FILE
 
 
 @pytest.mark.parametrize("preset", ["irgan", "mixgcf"])

@@ -13,7 +13,8 @@ def train(experiment: Experiment, out_dir=None, **kwargs) -> Run:
     """Train from Python with the config objects the CLI builds: `softbpr.train(exp, "runs/x")`.
 
     The same as `fit(experiment, out_dir=out_dir, **kwargs)` (the training loop lives in
-    `softbpr.trainer`); kwargs: split, log, progress, on_epoch, resume.
+    `softbpr.trainer`); kwargs: split, log, progress, on_epoch, resume, overwrite (a non-empty
+    out_dir is refused without it).
     """
     return fit(experiment, out_dir=out_dir, **kwargs)
 

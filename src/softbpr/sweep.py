@@ -416,7 +416,7 @@ def run_sweep(sw: Sweep, specs: list[RunSpec], log: Callable[[str], None] = prin
                              "labels": spec.labels, "seed": spec.seed})
         t0 = time.perf_counter()
         try:
-            run = fit(exp, split=cached[1], out_dir=rd.path, progress=False,
+            run = fit(exp, split=cached[1], out_dir=rd.path, progress=False, overwrite=True,
                       log=log if verbose else (lambda m: None), resume=st == "resumable",
                       **({"on_epoch": on_epoch(spec)} if on_epoch is not None else {}))
         except TrainingDiverged as e:

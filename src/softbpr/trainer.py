@@ -35,10 +35,11 @@ from .evaluate import RankingTask, score_task
 from .graph import InteractionGraph
 from .losses import build_loss, gradient_weight, l2_penalty
 from .models import MF, build_model
+from .progress import ProgressLog
 from .rundir import RunDir
 from .samplers import build_sampler
 from .seeding import Generators, make_generators
-from .split import Split, load_split
+from .split import Split, load_split, require_test
 
 
 class TrainingDiverged(RuntimeError):
@@ -210,7 +211,8 @@ def build_parts(exp: Experiment, split: Split, dist: Dist, device) -> Parts:
     return parts
 
 
-def train_one_epoch(p: Parts, progress: bool = False, desc: str = "") -> dict[str, float]:
+def train_one_epoch(p: Parts, progress: bool = False, desc: str = "",
+                    log: Callable[[str], None] | None = None) -> dict[str, float]:
     """One pass over all training pairs; returns per-epoch statistics (see history.jsonl).
 
     The epoch's order comes from p.gens.shuffle (seeded alike on every rank), negatives from
@@ -218,6 +220,7 @@ def train_one_epoch(p: Parts, progress: bool = False, desc: str = "") -> dict[st
     `world` near-equal slices and this rank trains on its own slice; p.net (DDP) averages the
     gradients. A last global batch smaller than the number of ranks is skipped so that no rank
     gets an empty slice. train.max_batches > 0 stops the epoch after that many global batches.
+    Without a terminal for the bar, `log` gets a line with an ETA every 30 s of a long epoch.
     """
     cfg, dist, model = p.exp.train, p.dist, p.model
     model.train()
@@ -230,7 +233,10 @@ def train_one_epoch(p: Parts, progress: bool = False, desc: str = "") -> dict[st
         n_batches = min(n_batches, cfg.max_batches)
     stats = EpochStats(p.graph.device, p.graph.n_items, p.watch)
     sample_s, t0 = 0.0, time.perf_counter()
-    for b in tqdm(range(n_batches), desc=desc, leave=False, disable=not progress,
+    bar = progress and sys.stderr.isatty()
+    lines = ProgressLog(n_batches, desc, log, unit="batches") if log and not bar else None
+    for b in tqdm(range(n_batches), desc=desc, leave=False,  # no bars in non-terminal logs
+                  disable=not bar,
                   file=sys.stderr, unit="batch", dynamic_ncols=True):
         idx = perm[b * bs:(b + 1) * bs]
         if dist.active:
@@ -253,6 +259,8 @@ def train_one_epoch(p: Parts, progress: bool = False, desc: str = "") -> dict[st
                 (eu * neg.emb).sum(-1)  # [B] or [B, M]
             gap = (pos_s.unsqueeze(1) if neg_s.dim() == 2 else pos_s) - neg_s  # ŷ_ui − ŷ_uj
             stats.add(users, loss, penalty, gap, gradient_weight(gap, p.loss.alpha), neg.items)
+        if lines is not None:
+            lines(b + 1)
     out = {**stats.read(dist), "train_seconds": time.perf_counter() - t0,
            "sample_seconds": sample_s}
     out.update(p.sampler.stats())
@@ -261,11 +269,13 @@ def train_one_epoch(p: Parts, progress: bool = False, desc: str = "") -> dict[st
 
 def evaluate_model(model: MF, graph: InteractionGraph, split: Split, which: str,
                    ks, batch_users: int = 0, dist: Dist = Dist(),
-                   cache: dict | None = None) -> dict[str, float]:
+                   cache: dict | None = None,
+                   log: Callable[[str], None] | None = None) -> dict[str, float]:
     """Full-ranking metrics on split.valid ('valid', train masked) or split.test ('test', train
     and valid masked). See evaluate.rank_metrics for the definitions. With several ranks each
     scores a share of the users and the means are combined exactly (weighted by user counts).
-    `cache` (a dict owned by the caller) keeps the prepared masks/truth between evaluations."""
+    `cache` (a dict owned by the caller) keeps the prepared masks/truth between evaluations.
+    `log` gets a progress line with an ETA every 30 s of a long evaluation."""
     model.eval()
     with torch.no_grad():
         emb = model.propagate(graph)
@@ -283,7 +293,9 @@ def evaluate_model(model: MF, graph: InteractionGraph, split: Split, which: str,
         task = RankingTask.build(truth, mask, graph.device, (dist.rank, dist.world))
         if cache is not None:
             cache[which] = task
-    res = score_task(task, emb.user, emb.item, ks, batch_users or None)
+    lines = ProgressLog(task.users.numel(), f"evaluate {which}", log, unit="users") if log \
+        else None
+    res = score_task(task, emb.user, emb.item, ks, batch_users or None, lines)
     if not dist.active:
         return res
     keys = [k for k in res if k != "users"]
@@ -343,12 +355,15 @@ def _resume(parts: Parts, stopper: EarlyStopping, rd: RunDir, write: bool, log) 
 
 def fit(exp: Experiment, split: Split | None = None, out_dir: str | Path | None = None,
         log: Callable[[str], None] = print, progress: bool = True,
-        on_epoch: Callable[[dict], None] | None = None, resume: bool = False) -> Run:
+        on_epoch: Callable[[dict], None] | None = None, resume: bool = False,
+        overwrite: bool = False) -> Run:
     """Train `exp` (loading its data unless `split` is given); write outputs to `out_dir`.
 
     Files in out_dir (rank 0 only, see rundir.py): config.json, history.jsonl (one row per
     epoch), model.pt (best weights so far), state.pt (the full training state, every
     `train.checkpoint_every` epochs), result.json and embeddings.npz (at the end).
+    A non-empty out_dir is refused (FileExistsError, before the data is loaded) unless
+    `overwrite` (its old training state is then removed) or `resume`.
     resume=True continues from out_dir/state.pt (a run directory without one starts afresh);
     with the same seed the result is the same as that of an uninterrupted run. on_epoch(row) is
     called after every epoch and may raise StopRun to end training cleanly.
@@ -358,8 +373,14 @@ def fit(exp: Experiment, split: Split | None = None, out_dir: str | Path | None 
     dist, device = dist_setup(exp.train.device)
     if not dist.main:
         log, progress = (lambda s: None), False
+    if out_dir is not None and dist.main and not resume:
+        RunDir(out_dir).check_new(overwrite)
     split = split if split is not None else load_split(exp.data, log)
     log(split.summary())
+    require_test(split)  # test metrics would be NaN: an error naming the cause
+    if (big := [k for k in exp.eval.topk if k >= split.n_items]):
+        log(f"note: eval.topk {','.join(map(str, big))} >= the {split.n_items:,} items: every "
+            f"item is in the top-K, so recall@{big[0]} is 1 for every user")
     p = build_parts(exp, split, dist, device)
     rd = RunDir(out_dir) if out_dir is not None else None
     write = rd is not None and dist.main
@@ -370,7 +391,7 @@ def fit(exp: Experiment, split: Split | None = None, out_dir: str | Path | None 
         first, spent, run.history = _resume(p, stopper, rd, write, log)
     elif write:
         rd.create({**exp.to_dict(), "dataset_notes": list(split.notes), "device": str(device),
-                   "world_size": dist.world}, overwrite=True)
+                   "world_size": dist.world}, overwrite=overwrite or resume)
     budget, eval_cache, last = TimeBudget(exp.train.time_limit, dist, device, spent), {}, \
         exp.train.epochs
     has_valid = len(split.valid) > 0
@@ -381,12 +402,12 @@ def fit(exp: Experiment, split: Split | None = None, out_dir: str | Path | None 
         if stop:
             break
         p.sampler.on_epoch_start(epoch, max_batches=exp.train.max_batches)
-        row = {"epoch": epoch, **train_one_epoch(p, progress, f"epoch {epoch}")}
+        row = {"epoch": epoch, **train_one_epoch(p, progress, f"epoch {epoch}", log)}
         if not np.isfinite(row["loss"]):
             if write:
                 rd.append_history(_round(row))
-            kept = (f"the last good checkpoint (epoch {stopper.best_epoch}) is kept"
-                    if stopper.best_epoch else "no checkpoint was written")
+            kept = (f"model.pt keeps the best validated weights (epoch {stopper.best_epoch})"
+                    if stopper.best_epoch else "no model.pt was written (nothing validated yet)")
             raise TrainingDiverged(f"epoch {epoch}: the loss is {row['loss']} (non-finite); "
                                    f"stopped. Try a lower lr (now {exp.train.lr}) or reg; {kept}.")
         out_of_time = epoch != last and budget.over()
@@ -394,7 +415,7 @@ def fit(exp: Experiment, split: Split | None = None, out_dir: str | Path | None 
         if has_valid and (epoch % exp.train.eval_every == 0 or epoch == last or out_of_time):
             te = time.perf_counter()
             valid = evaluate_model(p.model, p.graph, split, "valid", exp.eval.topk,
-                                   exp.eval.batch_users, dist, eval_cache)
+                                   exp.eval.batch_users, dist, eval_cache, log)
             row["eval_seconds"] = time.perf_counter() - te
             row["valid"] = {k: v for k, v in valid.items() if k != "users"}
             improved = stopper.update(epoch, row["valid"], p.model)
@@ -440,7 +461,7 @@ def _finish(run: Run, p: Parts, stopper: EarlyStopping, rd: RunDir | None, budge
     else:
         run.best_epoch = run.history[-1]["epoch"] if run.history else 0
     run.test = {k: v for k, v in evaluate_model(p.model, p.graph, split, "test", exp.eval.topk,
-                                                exp.eval.batch_users, p.dist).items()
+                                                exp.eval.batch_users, p.dist, log=log).items()
                 if k != "users"}
     run.seconds = budget.elapsed()
     log(f"best epoch {run.best_epoch} | test {_fmt(run.test)} | {run.seconds:.1f}s")

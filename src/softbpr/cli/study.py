@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 
+from .args import metrics as metric_list
+from .args import seeds as seed_list
+
 SWEEP_EPILOG = """\
 examples:
   softbpr sweep configs/sweep-table2.toml --dry-run        # list the runs and what is done
@@ -21,7 +24,8 @@ def add_parsers(sub) -> None:
     s.add_argument("file", metavar="SWEEP.toml")
     s.add_argument("--quick", action="store_true", help="synthetic-small, 2 epochs, first grid "
                    "value, first seed; writes to <out>-quick")
-    s.add_argument("--seeds", help="training seeds, e.g. 1,2,3 (replaces the file's)")
+    s.add_argument("--seeds", type=seed_list, help="training seeds, e.g. 1,2,3 (replaces the "
+                   "file's)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="config override for every run (repeatable), e.g. device=cuda")
     s.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
@@ -46,7 +50,8 @@ def add_parsers(sub) -> None:
     r = sub.add_parser("report", help="Table 2 from results.jsonl: test metrics at the "
                                       "validation-chosen point, mean +- std, paired t-test")
     r.add_argument("results", nargs="+", metavar="RESULTS", help="results.jsonl or sweep folder")
-    r.add_argument("--metrics", default="recall@50,ndcg@50", help="test metrics (columns)")
+    r.add_argument("--metrics", type=metric_list, default="recall@50,ndcg@50",
+                   help="test metrics (columns)")
     r.add_argument("--select", help="valid metric for choosing a point (default: the runs' "
                                     "early-stopping metric)")
     r.add_argument("--rows", default="method", help="row keys, e.g. method or method,pool_size")
@@ -59,7 +64,8 @@ def add_parsers(sub) -> None:
                                                             "or a results.jsonl")
     g.add_argument("--kind", default="all", help="all | curves | vs-H | vs-alpha | diagnostics "
                                                  "| delta-hist (comma-separated)")
-    g.add_argument("--metrics", help="metrics (default recall@K,ndcg@K, K = the largest topk)")
+    g.add_argument("--metrics", type=metric_list,
+                   help="metrics (default recall@K,ndcg@K, K = the largest topk)")
     g.add_argument("--epoch", type=int, help="epoch of the Δ histogram (default: last)")
     g.add_argument("--best", action="store_true", default=None, help="only the validation-"
                    "chosen point per method and dataset (automatic above 12 lines per panel)")
@@ -96,7 +102,7 @@ def sweep(args) -> int:
         status,
     )
 
-    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else None
+    seeds = args.seeds
     sw = load_sweep(args.file, quick=args.quick, seeds=seeds,
                     overrides=parse_assignments(args.set), out=args.out)
     if args.jobs > 1 and not args.dry_run:
@@ -137,10 +143,18 @@ def sweep(args) -> int:
 
 
 def report(args) -> int:
+    from ..config import ConfigError
+    from ..report import load_results, to_markdown
     from ..report import report as make_report
-    from ..report import to_markdown
 
-    t, files = make_report(args.results, args.out, metrics=args.metrics.split(","),
+    rows = load_results(args.results)
+    for flag, names, part in (("--metrics", args.metrics, "test"),
+                              ("--select", [args.select] if args.select else [], "valid")):
+        have = sorted(set().union(*(r[part] for r in rows))) if rows else []
+        if rows and (bad := [m for m in names if m not in have]):
+            raise ConfigError(f"{flag}: {', '.join(bad)} not measured in these results; choose "
+                              f"among {', '.join(have)}")
+    t, files = make_report(args.results, args.out, metrics=args.metrics,
                            select_metric=args.select, rows_by=tuple(args.rows.split(",")),
                            proposed=None if args.proposed == "none" else args.proposed)
     print(to_markdown(t))
@@ -153,7 +167,7 @@ def plot(args) -> int:
     from ..sweep import parse_assignments
 
     files = plot_all(args.paths, args.out, args.kind.split(","),
-                     args.metrics.split(",") if args.metrics else None, args.epoch,
+                     args.metrics, args.epoch,
                      args.best, only=parse_assignments(args.only))
     for f in files:
         print(f)

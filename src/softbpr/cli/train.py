@@ -90,7 +90,8 @@ def run(args) -> int:
     from ..distributed import teardown
     from ..rundir import RunDir, default_name
     from ..seeding import busy_cpu_note
-    from ..trainer import fit
+    from ..trainer import TrainingDiverged, fit
+    from . import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated
 
     flat = config_overrides(args)
     main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 checks --out
@@ -101,14 +102,16 @@ def run(args) -> int:
                               f"{', '.join('--' + g.replace('_', '-') for g in given)}")
         out = RunDir(args.resume)
         if not out.is_run():
-            raise FileNotFoundError(f"{out.config_path}: not a run directory")
+            raise FileNotFoundError(f"{out.config_path}: not a run directory (no config.json), "
+                                    "--resume; give the folder of an earlier `softbpr train`")
         if out.is_finished():
-            raise FileExistsError(f"{out} already finished ({out.result_path.name} exists)")
+            raise FileExistsError(f"{out} already finished ({out.result_path.name} exists), "
+                                  "--resume; start a new run with another --out")
         exp = out.experiment()
     else:
         exp = load(args.config, flat)
         out = RunDir(args.out or Path("runs") / default_name(exp))
-        if main_rank and args.out:
+        if main_rank:  # before the data is loaded: a refusal costs nothing
             out.check_new(overwrite=args.overwrite)
     quiet = args.quiet or not main_rank
     if main_rank:
@@ -116,10 +119,21 @@ def run(args) -> int:
               f"{out}", flush=True)
         if (note := busy_cpu_note()) is not None:  # stdout: stderr is for errors only
             print(note, flush=True)
+        if not quiet and (note := loss_note(exp)) is not None:
+            print(note, flush=True)
+    finished: list[int] = []  # epochs finished in this session (for the interrupt line)
     try:
         result = fit(exp, out_dir=out.path, log=(lambda s: None) if quiet else
-                  (lambda s: print(s, flush=True)),
-                  progress=not quiet and sys.stderr.isatty(), resume=bool(args.resume))
+                     (lambda s: print(s, flush=True)),
+                     progress=not quiet and sys.stderr.isatty(), resume=bool(args.resume),
+                     overwrite=args.overwrite, on_epoch=lambda row: finished.append(row["epoch"]))
+    except (KeyboardInterrupt, Terminated) as e:
+        if main_rank:
+            print(interrupted_line(out, finished, isinstance(e, Terminated)), file=sys.stderr,
+                  flush=True)
+        return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
+    except TrainingDiverged as e:  # name the run
+        raise TrainingDiverged(f"{out}, {e}") from None
     finally:
         teardown()
     k = max(exp.eval.topk)
@@ -129,3 +143,43 @@ def run(args) -> int:
               f"epoch {result.best_epoch}, {result.seconds:.0f}s) -> {out}")
     return 0
 
+
+def interrupted_line(out, finished: list[int], terminated: bool = False) -> str:
+    """The one line after Ctrl-C / SIGTERM: where the run stopped and the command that
+    continues it (a run directory without state.pt starts afresh under --resume)."""
+    import shlex
+
+    what = "softbpr: terminated (SIGTERM)" if terminated else "softbpr: interrupted"
+    if not out.is_run():
+        return (f"{what} before training started; nothing was written to {out}: run the same "
+                "command again")
+    saved = saved_epoch(out)
+    rows = out.read_history()  # a row per finished epoch, written before its state
+    epoch = max(finished[-1] if finished else 0, rows[-1]["epoch"] if rows else 0,
+                saved or 0) + 1
+    resume = f"softbpr train --resume {shlex.quote(str(out))}"
+    if saved is None:
+        return (f"{what} in epoch {epoch} of {out}, before its first checkpoint; `{resume}` "
+                "starts it again")
+    return (f"{what} in epoch {epoch} of {out}; the state after epoch {saved} is saved: "
+            f"continue with `{resume}`")
+
+
+def saved_epoch(out) -> int | None:
+    """The epoch of the run's state.pt, or None when there is none (or it is unreadable)."""
+    if not out.has_state():
+        return None
+    try:
+        return int(out.load_state()["epoch"])
+    except Exception:  # noqa: BLE001 - only for a message: an unreadable state counts as none
+        return None
+
+
+def loss_note(exp) -> str | None:
+    """Why soft BPR's loss stays near 0.6931 (ln 2) for several epochs: it is scaled by 1 - α."""
+    alpha = getattr(exp.loss, "alpha", None) or 0.0
+    if exp.loss.name not in ("soft_bpr", "mixed_bpr") or not alpha:
+        return None
+    return (f"note: {exp.loss.name} ranks by (1 - α)(ŷ_ui - ŷ_uj) with 1 - α = {1 - alpha:g}, so "
+            "its loss starts at ln 2 = 0.6931 and falls slowly; judge progress by the validation "
+            "metrics")

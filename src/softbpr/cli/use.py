@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
+
+from .args import cutoffs
 
 RECOMMEND_EPILOG = """\
 exit status: 0 when every user was served (known, or unknown with --fallback popular);
@@ -15,7 +18,8 @@ exit status: 0 when every user was served (known, or unknown with --fallback pop
 def add_parsers(sub) -> None:
     e = sub.add_parser("evaluate", help="recompute valid/test metrics from a run's checkpoint")
     e.add_argument("run_dir")
-    e.add_argument("--topk", default=None, help="cut-offs (default: the run's)")
+    e.add_argument("--topk", default=None, type=cutoffs, metavar="K,K",
+                   help="cut-offs (default: the run's)")
     e.add_argument("--device", default="auto")
     e.set_defaults(run=evaluate)
     r = sub.add_parser("recommend", help="top-K unseen items per user from a run's checkpoint",
@@ -42,6 +46,7 @@ def add_parsers(sub) -> None:
                                    "pyarrow).")
     x.add_argument("run_dir")
     x.add_argument("--out", required=True, metavar="FILE", help="a .npz or .parquet file name")
+    x.add_argument("--overwrite", action="store_true", help="replace existing files")
     x.add_argument("--device", default="auto")
     x.set_defaults(run=export)
 
@@ -55,7 +60,7 @@ def evaluate(args) -> int:
 
     dev = pick_device(args.device)
     exp, model, split, ck = load_checkpoint(args.run_dir, dev)
-    ks = [int(x) for x in args.topk.split(",")] if args.topk else list(exp.eval.topk)
+    ks = list(args.topk or exp.eval.topk)
     graph = InteractionGraph.from_pairs(split.train, split.n_users, split.n_items, dev)
     out = {"best_epoch": ck["epoch"]}
     for which in ("valid", "test"):
@@ -98,6 +103,15 @@ def recommend(args) -> int:
 def export(args) -> int:
     from ..recommend import load_recommender
 
+    if Path(args.out).suffix not in (".npz", ".parquet"):
+        raise ValueError(f"{args.out}: unknown export format, export --out; use a .npz or "
+                         ".parquet file name")
+    for f in export_targets(args.out):  # checked before the (slow) load
+        if f.exists() and not args.overwrite:
+            raise FileExistsError(f"{f} exists, export --out; choose another name or pass "
+                                  "--overwrite")
+        if not f.parent.is_dir():
+            raise FileNotFoundError(f"{f.parent}: no such folder, export --out; create it first")
     rec = load_recommender(args.run_dir, args.device)
     files = rec.export(args.out)
     print(f"{len(rec.user_ids):,} users, {len(rec.item_ids):,} items, dim "
@@ -105,13 +119,26 @@ def export(args) -> int:
     return 0
 
 
+def export_targets(out: str) -> list[Path]:
+    """The files `Recommender.export(out)` writes (.parquet: <stem>.users/.items.parquet)."""
+    p = Path(out)
+    if p.suffix == ".parquet":
+        stem = p.name[:-len(".parquet")]
+        return [p.with_name(f"{stem}.users.parquet"), p.with_name(f"{stem}.items.parquet")]
+    return [p]
+
+
 def _read_user_ids(args) -> list[str]:
     ids = list(args.user)
     if args.users_file == "-":
         ids += [ln.strip() for ln in sys.stdin if ln.strip()]
     elif args.users_file:
-        with open(args.users_file, encoding="utf-8") as fh:
-            ids += [ln.strip() for ln in fh if ln.strip()]
+        try:
+            with open(args.users_file, encoding="utf-8") as fh:
+                ids += [ln.strip() for ln in fh if ln.strip()]
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{args.users_file}: not UTF-8 text (byte {e.start}), --users-file; "
+                             "give one user id per line, saved as UTF-8") from None
     if not ids:
         raise ValueError("no users: give --user ID (repeatable) or --users-file F")
     return ids
