@@ -166,3 +166,44 @@ def test_candidate_scores_equal_dot_products():
                                torch.einsum("bd,bhd->bh", u64, t64[cand]))
     assert candidate_scores(u, table, cand[:, :0]).shape == (6, 0)
     assert not candidate_scores(u.requires_grad_(), table, cand).requires_grad
+
+
+def test_reordered_propagation_is_bitwise_the_same(blocks):
+    """Renumbering Â for locality (graph.Reordered) changes no number: pooled outputs, layers
+    (read first under no_grad, as MixGCF does, then used with gradient) and the gradients from
+    sparse row gathers, dense gathers and layer outputs equal those of the plain propagation."""
+    g = InteractionGraph.from_pairs(blocks.train, blocks.n_users, blocks.n_items)
+    reo = g.reordered()
+    assert reo is g.reordered()  # built once
+    assert not torch.equal(reo.order_u, torch.arange(blocks.n_users))  # a real renumbering
+    gen = torch.Generator().manual_seed(4)
+    u0 = torch.randn(blocks.n_users, 6, generator=gen)
+    i0 = torch.randn(blocks.n_items, 6, generator=gen)
+    users, items = torch.tensor([0, 5, 5, 11]), torch.tensor([2, 17, 9, 9])
+
+    def run(r):
+        u, i = u0.clone().requires_grad_(True), i0.clone().requires_grad_(True)
+        pu, pi, ul, il = graph_mod.mean_propagate(g.adj, u, i, 3, r)
+        e = Embeddings(pu, pi, ul, il, sparse_rows=True)
+        with torch.no_grad():
+            peek = il[2].sum()
+        loss = (e.user_rows(users) * e.item_rows(items)).sum() + pi[items].pow(2).sum() \
+            + (il[2][items] * ul[1][users]).sum()
+        loss.backward()
+        return [pu, pi, *ul, *il, peek, u.grad, i.grad]
+
+    for a, b in zip(run(None), run(reo)):
+        assert torch.equal(a, b)
+
+
+def test_lightgcn_reorders_large_graphs_only(blocks, monkeypatch):
+    g = InteractionGraph.from_pairs(blocks.train, blocks.n_users, blocks.n_items)
+    m = build_model("lightgcn", blocks.n_users, blocks.n_items, 4, 2, "xavier",
+                    torch.Generator().manual_seed(0))
+    plain = m.propagate(g)
+    assert isinstance(plain.user_layers, tuple) and g._reordered is None
+    monkeypatch.setattr(graph_mod, "REORDER_MIN_BYTES", 0)
+    reo = m.propagate(g)
+    assert isinstance(reo.user_layers, graph_mod.Layers) and g._reordered is not None
+    assert torch.equal(plain.user, reo.user) and torch.equal(plain.item_layers[2],
+                                                             reo.item_layers[2])

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import sys
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
+from scipy.sparse.csgraph import reverse_cuthill_mckee
 
 from .split import Pairs
 
@@ -98,6 +100,13 @@ class InteractionGraph:
     free_keys: torch.Tensor  # int64 [nnz]
     row_start: torch.Tensor  # int64 [n_users]
     pos_bits: torch.Tensor | None = None
+    _reordered: Reordered | None = field(default=None, init=False, repr=False, compare=False)
+
+    def reordered(self) -> Reordered:
+        """Â in a locality order of the nodes (built once; see `Reordered`)."""
+        if self._reordered is None:
+            self._reordered = Reordered.of(self.adj, self.n_users)
+        return self._reordered
 
     @classmethod
     def from_pairs(cls, train: Pairs, n_users: int, n_items: int,
@@ -175,6 +184,80 @@ def _dense(g: torch.Tensor | None) -> torch.Tensor | None:
     return g.to_dense() if g is not None and g.is_sparse else g
 
 
+REORDER_MIN_BYTES = 1 << 22  # reorder when one [N, d] layer exceeds 4 MiB (Gowalla: 18 MiB)
+
+
+@dataclass
+class Reordered:
+    """Â with its nodes renumbered for cache locality; the same products, bit for bit.
+
+    The order is reverse Cuthill-McKee of Â (scipy), kept block-wise: users first, then items,
+    each in RCM order, so that moving rows in and out is one gather per block. Neighbouring
+    rows of the renumbered Â then read nearby rows of x: on Gowalla a product is ~20% faster
+    (1 thread), for three [N, d] gathers per batch. Each row keeps its entries in Â's order
+    (only relabelled), so every sum runs in the same order as with Â: identical results.
+
+    order_u [U] / order_i [I]: the old user / item id at each new position of its block;
+    rank_u / rank_i: the new position of each old id; adj: the renumbered Â (CSR, unsorted
+    column indices within rows).
+    """
+
+    adj: torch.Tensor
+    order_u: torch.Tensor
+    order_i: torch.Tensor
+    rank_u: torch.Tensor
+    rank_i: torch.Tensor
+
+    @classmethod
+    def of(cls, adj: torch.Tensor, n_users: int) -> Reordered:
+        crow, col = adj.crow_indices().cpu().numpy(), adj.col_indices().cpu().numpy()
+        vals = adj.values().cpu().numpy()
+        n = adj.shape[0]
+        A = sp.csr_matrix((np.ones(col.size, dtype=np.int8), col, crow), shape=(n, n))
+        rcm = reverse_cuthill_mckee(A, symmetric_mode=True).astype(np.int64)
+        order = np.concatenate([rcm[rcm < n_users], rcm[rcm >= n_users]])
+        rank = np.empty(n, dtype=np.int64)
+        rank[order] = np.arange(n)
+        lens = np.diff(crow)[order]
+        new_crow = np.concatenate([[0], np.cumsum(lens)])
+        # entries of old row order[k], in their stored order, become new row k
+        src = np.repeat(crow[order] - new_crow[:-1], lens) + np.arange(new_crow[-1])
+        dev, idt = adj.device, crow.dtype
+        with warnings.catch_warnings():  # "sparse CSR support is in beta"
+            warnings.simplefilter("ignore", UserWarning)
+            radj = torch.sparse_csr_tensor(
+                torch.from_numpy(new_crow.astype(idt)), torch.from_numpy(
+                    rank[col[src]].astype(idt)), torch.from_numpy(vals[src]),
+                size=adj.shape).to(dev)
+        t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)
+        return cls(radj, t(order[:n_users]), t(order[n_users:] - n_users), t(rank[:n_users]),
+                   t(rank[n_users:] - n_users))
+
+
+class Layers(Sequence):
+    """The per-layer outputs of a propagation, each turned into id order on first access.
+
+    Item k is `first` for k = 0, else thunks[k - 1]() (computed once, recording autograd even
+    when first read under no_grad, so that later uses with gradient still reach the layer)."""
+
+    def __init__(self, first: torch.Tensor, thunks: list[Callable[[], torch.Tensor]]):
+        self._items: list = [first, *thunks]
+        self._done = [True] + [False] * len(thunks)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return tuple(self[j] for j in range(*k.indices(len(self))))
+        k = range(len(self))[k]
+        if not self._done[k]:
+            with torch.enable_grad():
+                self._items[k] = self._items[k]()
+            self._done[k] = True
+        return self._items[k]
+
+
 class _MeanPropagate(torch.autograd.Function):
     """LightGCN's whole propagation as one autograd node (Â symmetric).
 
@@ -190,17 +273,26 @@ class _MeanPropagate(torch.autograd.Function):
     The pooled gradients may arrive sparse (COO, from `Embeddings.user_rows` / `item_rows`):
     only the batch's rows are then written into h (repeated rows summed), instead of autograd
     zero-filling one [U, d] / [I, d] tensor per gather and adding them up.
+
+    With `reo` (a `Reordered`), everything runs on the renumbered Â: x_0 is gathered into the
+    new order, the pooled outputs and dx_0 are gathered back into id order, and the layer
+    outputs are returned in the new order (mean_propagate turns them back on first use).
     """
 
     @staticmethod
     def forward(ctx, adj: torch.Tensor, users: torch.Tensor, items: torch.Tensor,
-                n_layers: int):
+                n_layers: int, reo: Reordered | None = None):
         U = users.shape[0]
-        ctx.adj, ctx.n_layers, ctx.n_users = adj, n_layers, U
+        ctx.adj, ctx.n_layers, ctx.n_users, ctx.reo = adj, n_layers, U, reo
         # unused outputs (the layer parts, unless e.g. MixGCF scores them) get None gradients,
         # not zero-filled [U, d] / [I, d] tensors that backward would concatenate and add
         ctx.set_materialize_grads(False)
-        x = torch.cat([users, items], 0)  # [N, d]
+        if reo is None:
+            x = torch.cat([users, items], 0)  # [N, d]
+        else:
+            x = users.new_empty(adj.shape[0], users.shape[1])
+            torch.index_select(users, 0, reo.order_u, out=x[:U])
+            torch.index_select(items, 0, reo.order_i, out=x[U:])
         outs = []
         for _ in range(n_layers):
             outs.append(spmm(adj, outs[-1] if outs else x))
@@ -208,28 +300,37 @@ class _MeanPropagate(torch.autograd.Function):
         for o in outs:
             acc += o
         acc /= n_layers + 1
-        parts = [acc[:U], acc[U:]]
+        if reo is None:
+            parts = [acc[:U], acc[U:]]
+        else:
+            parts = [acc[:U].index_select(0, reo.rank_u), acc[U:].index_select(0, reo.rank_i)]
         for o in outs:
             parts += [o[:U], o[U:]]
         return tuple(parts)
 
     @staticmethod
     def backward(ctx, *grads):
-        L, U = ctx.n_layers, ctx.n_users
+        L, U, reo = ctx.n_layers, ctx.n_users, ctx.reo
         present = [g for g in grads if g is not None]
         if not present:
-            return None, None, None, None
+            return None, None, None, None, None
         g0 = present[0]
         N, d = ctx.adj.shape[0], g0.shape[1]
         if grads[0] is not None or grads[1] is not None:  # h = [gu; gi] / (L + 1), one pass
             h = g0.new_empty(N, d, layout=torch.strided)
-            for g, part in ((grads[0], h[:U]), (grads[1], h[U:])):
+            orders = (None, None) if reo is None else (reo.order_u, reo.order_i)
+            ranks = (None, None) if reo is None else (reo.rank_u, reo.rank_i)
+            for g, part, order, rank in zip(grads[:2], (h[:U], h[U:]), orders, ranks):
                 if g is None or g.is_sparse:  # zero, then the batch's rows (repeats summed)
                     part.zero_()
                     if g is not None:
-                        part.index_add_(0, g._indices()[0], g._values() / (L + 1))
-                else:
+                        rows = g._indices()[0]
+                        part.index_add_(0, rows if rank is None else rank[rows],
+                                        g._values() / (L + 1))
+                elif order is None:
                     torch.div(g, L + 1, out=part)
+                else:
+                    torch.index_select(g, 0, order, out=part).div_(L + 1)
         else:
             h = None
 
@@ -256,14 +357,34 @@ class _MeanPropagate(torch.autograd.Function):
                 prev, acc = acc, spmm(ctx.adj, acc, add=t, out=spare)
                 spare = prev if prev is not h and prev is not t else None
         if acc is None:
-            return None, None, None, None
-        return None, acc[:U], acc[U:], None
+            return None, None, None, None, None
+        if reo is None:
+            return None, acc[:U], acc[U:], None, None
+        return (None, acc[:U].index_select(0, reo.rank_u), acc[U:].index_select(0, reo.rank_i),
+                None, None)
 
 
-def mean_propagate(adj: torch.Tensor, users: torch.Tensor, items: torch.Tensor, n_layers: int):
+def mean_propagate(adj: torch.Tensor, users: torch.Tensor, items: torch.Tensor, n_layers: int,
+                   reo: Reordered | None = None):
     """LightGCN with a symmetric Â (see above): (pooled users [U, d], pooled items [I, d],
-    user layers (x_0..x_L restricted to users), item layers)."""
+    user layers (x_0..x_L restricted to users), item layers). With `reo` (Â renumbered, see
+    `Reordered`; `adj` is then unused) the same numbers, the layers as `Layers`."""
     if n_layers == 0:
         return users, items, (users,), (items,)
-    out = _MeanPropagate.apply(adj, users, items, n_layers)
-    return (out[0], out[1], (users, *out[2::2]), (items, *out[3::2]))
+    if reo is None:
+        out = _MeanPropagate.apply(adj, users, items, n_layers)
+        return (out[0], out[1], (users, *out[2::2]), (items, *out[3::2]))
+    out = _MeanPropagate.apply(reo.adj, users, items, n_layers, reo)
+
+    def back(t: torch.Tensor, rank: torch.Tensor):
+        return lambda: t.index_select(0, rank)
+
+    return (out[0], out[1], Layers(users, [back(t, reo.rank_u) for t in out[2::2]]),
+            Layers(items, [back(t, reo.rank_i) for t in out[3::2]]))
+
+
+def use_reordering(graph: InteractionGraph, dim: int) -> bool:
+    """Reorder (see `Reordered`) on a CPU when one [N, dim] float32 layer exceeds
+    REORDER_MIN_BYTES (below that the layers stay in the caches anyway)."""
+    n = graph.n_users + graph.n_items
+    return graph.device.type == "cpu" and n * dim * 4 > REORDER_MIN_BYTES

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .graph import InteractionGraph, mean_propagate, normalized_adjacency, spmm
+from .graph import InteractionGraph, mean_propagate, normalized_adjacency, spmm, use_reordering
 
 
 @dataclass(frozen=True)
@@ -147,8 +147,9 @@ class LightGCN(MF):
 
     def propagate(self, graph: InteractionGraph) -> Embeddings:
         # one fused autograd node: backward costs L sparse products, like the forward
+        reo = graph.reordered() if use_reordering(graph, self.dim) else None  # large graphs
         user, item, user_layers, item_layers = mean_propagate(
-            graph.adj, self.user_emb, self.item_emb, self.layers)  # [U, d], [I, d], L+1 each
+            graph.adj, self.user_emb, self.item_emb, self.layers, reo)  # [U, d], [I, d], L+1
         return Embeddings(user, item, user_layers, item_layers, sparse_rows=self.layers > 0)
 
 
