@@ -171,3 +171,28 @@ def test_python_dash_m_and_version():
     p = subprocess.run([sys.executable, "-m", "softbpr", "--version"], capture_output=True,
                        text=True, check=True)
     assert p.stdout.startswith("softbpr ")
+
+
+@pytest.mark.parametrize("exc,code,text", [
+    (PermissionError(13, "Permission denied", "d/test.txt"), EXIT_FILE,
+     "permission denied, d/test.txt; check its permissions or choose another path"),
+    (IsADirectoryError(21, "Is a directory", "conf"), EXIT_FILE,
+     "is a directory, conf; give a file, not a folder"),
+    (OSError(28, "No space left on device", "runs/x/state.pt"), EXIT_FILE,
+     "no space left on device, runs/x/state.pt; the disk is full"),
+    (FileExistsError("runs/x exists and is not empty (--out); ..."), EXIT_FILE,
+     "runs/x exists and is not empty (--out); ..."),
+    (MemoryError(), 6, "out of memory (host); use a smaller --batch-size"),
+    (ModuleNotFoundError("needs pyarrow: pip install 'softbpr[parquet]'", name="pyarrow"), 6,
+     "needs pyarrow"),
+    (ModuleNotFoundError("No module named 'softbpr.gone'", name="softbpr.gone"), 70, ""),
+    (KeyError("unknown user 'u1'"), EXIT_USAGE, "unknown user 'u1'"),
+    (RuntimeError("a bug"), 70, ""),
+])
+def test_exit_status_by_class(exc, code, text):
+    """The boundary's classes (the errno advice covers the cases root cannot provoke here,
+    e.g. an unreadable test.txt)."""
+    from softbpr.cli import describe
+
+    got_code, got_text = describe(exc)
+    assert got_code == code and got_text.startswith(text)

@@ -50,8 +50,8 @@ def add_parsers(sub) -> None:
     r = sub.add_parser("report", help="Table 2 from results.jsonl: test metrics at the "
                                       "validation-chosen point, mean +- std, paired t-test")
     r.add_argument("results", nargs="+", metavar="RESULTS", help="results.jsonl or sweep folder")
-    r.add_argument("--metrics", type=metric_list, default="recall@50,ndcg@50",
-                   help="test metrics (columns)")
+    r.add_argument("--metrics", type=metric_list, help="test metrics (columns; default "
+                   "recall@K,ndcg@K with K the largest cut-off of the results)")
     r.add_argument("--select", help="valid metric for choosing a point (default: the runs' "
                                     "early-stopping metric)")
     r.add_argument("--rows", default="method", help="row keys, e.g. method or method,pool_size")
@@ -148,18 +148,26 @@ def report(args) -> int:
     from ..report import report as make_report
 
     rows = load_results(args.results)
-    for flag, names, part in (("--metrics", args.metrics, "test"),
+    metrics = args.metrics or default_metrics(rows)
+    for flag, names, part in (("--metrics", metrics, "test"),
                               ("--select", [args.select] if args.select else [], "valid")):
         have = sorted(set().union(*(r[part] for r in rows))) if rows else []
         if rows and (bad := [m for m in names if m not in have]):
             raise ConfigError(f"{flag}: {', '.join(bad)} not measured in these results; choose "
                               f"among {', '.join(have)}")
-    t, files = make_report(args.results, args.out, metrics=args.metrics,
+    t, files = make_report(args.results, args.out, metrics=metrics,
                            select_metric=args.select, rows_by=tuple(args.rows.split(",")),
                            proposed=None if args.proposed == "none" else args.proposed)
     print(to_markdown(t))
     print("-> " + ", ".join(map(str, files)))
     return 0
+
+
+def default_metrics(rows: list[dict]) -> list[str]:
+    """recall@K, ndcg@K at the largest K the results measured (K = 50 when there are none)."""
+    ks = [int(m.split("@")[1]) for r in rows for m in r["test"] if m.startswith("recall@")]
+    k = max(ks, default=50)
+    return [f"recall@{k}", f"ndcg@{k}"]
 
 
 def plot(args) -> int:
