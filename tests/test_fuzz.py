@@ -522,6 +522,26 @@ def test_subprocess_bad_inputs_are_one_line(bad, tmp_path, run_dir):
     assert snapshot(bad) == before and not (tmp_path / "x").exists()
 
 
+@pytest.mark.parametrize("sig,code,word", [(signal.SIGINT, EXIT_INTERRUPTED, "interrupted"),
+                                           (signal.SIGTERM, EXIT_TERMINATED,
+                                            "terminated (SIGTERM)")])
+def test_interrupted_sweep_says_rerun(tmp_path, monkeypatch, capsys, sig, code, word):
+    import softbpr.sweep
+
+    def killed(*a, **k):
+        os.kill(os.getpid(), sig)  # as Ctrl-C / `kill PID` would, mid-sweep
+        time.sleep(5)
+        raise AssertionError("not reached")
+
+    monkeypatch.setattr(softbpr.sweep, "run_sweep", killed)
+    f = tmp_path / "s.toml"
+    f.write_text(f'[sweep]\nout = "{tmp_path / "o"}"\n[base]\ndata = "synthetic-small"\n')
+    assert main(["sweep", str(f)]) == code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.strip().splitlines() == [
+        f"softbpr: {word}; rerun the same command to resume ({tmp_path / 'o'})"]
+
+
 def _train_until(out: Path, epochs_done: int, sig: int, extra=()) -> subprocess.CompletedProcess:
     """Start `softbpr train` with stdout a pipe, send `sig` once `epochs_done` epochs are
     logged; returns the finished process (stdout, stderr)."""

@@ -101,6 +101,7 @@ def sweep(args) -> int:
         run_sweep,
         status,
     )
+    from . import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated
 
     seeds = args.seeds
     sw = load_sweep(args.file, quick=args.quick, seeds=seeds,
@@ -134,10 +135,10 @@ def sweep(args) -> int:
         run_sweep(sw, specs, log=lambda m: print(m, flush=True),
                   retry_failed=args.retry_failed, verbose=args.verbose,
                   budget_minutes=args.budget)
-    except KeyboardInterrupt:
-        print(f"softbpr: interrupted; rerun the same command to resume ({sw.out})",
-              file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, Terminated) as e:
+        what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        print(f"softbpr: {what}; rerun the same command to resume ({sw.out})", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
     print(f"results: {results_path(sw)}")
     return 0
 
