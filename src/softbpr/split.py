@@ -338,6 +338,10 @@ def load_split(cfg, log: Callable[[str], None] = print) -> Split:
         if cfg.split == "given":
             raise DataError(f"{path}: --split given needs a LightGCN-format folder "
                             "(train.txt, test.txt[, valid.txt])")
+        if fmt != "parquet":  # stop early when the log cannot be loaded here (memory.py)
+            from .memory import check_load
+
+            check_load(path, log)
         table = read_table(path, cfg.columns, ("user", "item", "timestamp"), fmt)
         split = cfg.split
     else:

@@ -38,6 +38,9 @@ def add_parsers(sub) -> None:
     r.add_argument("--format", choices=["table", "json", "csv"], default="table",
                    help="output format (default table)")
     r.add_argument("--device", default="auto")
+    r.add_argument("--ann", nargs="?", const="ivf", choices=["ivf", "hnsw", "flat"],
+                   help="approximate top-K from a Faiss index (default kind ivf; needs "
+                        "softbpr[ann]); default: exact scores over every item")
     r.set_defaults(run=recommend)
     x = sub.add_parser("export", help="write final user/item embeddings with external ids",
                        description="FILE.npz: arrays user_ids, item_ids, user_embeddings, "
@@ -82,7 +85,7 @@ def recommend(args) -> int:
     from ..recommend import load_recommender
 
     ids = _read_user_ids(args)
-    rec = load_recommender(args.run_dir, args.device)
+    rec = load_recommender(args.run_dir, args.device, index=args.ann)
     unknown = [u for u in ids if not rec.has_user(u)]
     served = ids if args.fallback else [u for u in ids if rec.has_user(u)]
     recs = rec.recommend(served, k=args.k, exclude_seen=not args.include_seen,
