@@ -207,3 +207,31 @@ def test_lightgcn_reorders_large_graphs_only(blocks, monkeypatch):
     assert isinstance(reo.user_layers, graph_mod.Layers) and g._reordered is not None
     assert torch.equal(plain.user, reo.user) and torch.equal(plain.item_layers[2],
                                                              reo.item_layers[2])
+
+
+@pytest.mark.parametrize("reorder", [False, True])
+def test_ego_rows_gradient_goes_through_the_propagation(blocks, monkeypatch, reorder):
+    """The L2 penalty on Embeddings.ego_user_rows / ego_item_rows: the same values as the
+    model's layer-0 rows and the same parameter gradients as the penalty on the parameters, but
+    added inside the propagation's backward (the rows' gradient is sparse)."""
+    if reorder:
+        monkeypatch.setattr(graph_mod, "REORDER_MIN_BYTES", 0)
+    g = InteractionGraph.from_pairs(blocks.train, blocks.n_users, blocks.n_items)
+    users, pos, neg = torch.tensor([1, 1, 6]), torch.tensor([0, 4, 4]), torch.tensor([3, 17, 0])
+    grads = []
+    for ego in (True, False):
+        m = build_model("lightgcn", blocks.n_users, blocks.n_items, 4, 2, "xavier",
+                        torch.Generator().manual_seed(2))
+        e = m.propagate(g)
+        if ego:
+            rows = (e.ego_user_rows(users), e.ego_item_rows(pos), e.ego_item_rows(neg))
+            assert "Embedding" in rows[0].grad_fn.name()
+            assert e.user_layers[0].grad_fn is not None  # an output of the propagation
+            torch.testing.assert_close(rows[0], m.layer0_users(users))
+        else:
+            rows = (m.layer0_users(users), m.layer0_items(pos), m.layer0_items(neg))
+        loss = (e.user_rows(users) * e.item_rows(pos)).sum() + sum(r.pow(2).sum() for r in rows)
+        loss.backward()
+        grads.append((m.user_emb.grad, m.item_emb.grad))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)

@@ -306,7 +306,10 @@ class _MeanPropagate(torch.autograd.Function):
             parts = [acc[:U].index_select(0, reo.rank_u), acc[U:].index_select(0, reo.rank_i)]
         for o in outs:
             parts += [o[:U], o[U:]]
-        return tuple(parts)
+        # x_0 itself, as outputs of this node (views of the inputs): gradients of the layer-0
+        # rows (the L2 penalty's, from Embeddings.ego_user_rows / ego_item_rows, possibly
+        # sparse) are then added to dx_0 here, instead of reaching the parameters separately
+        return (*parts, users, items)
 
     @staticmethod
     def backward(ctx, *grads):
@@ -357,11 +360,26 @@ class _MeanPropagate(torch.autograd.Function):
                 prev, acc = acc, spmm(ctx.adj, acc, add=t, out=spare)
                 spare = prev if prev is not h and prev is not t else None
         if acc is None:
-            return None, None, None, None, None
-        if reo is None:
-            return None, acc[:U], acc[U:], None, None
-        return (None, acc[:U].index_select(0, reo.rank_u), acc[U:].index_select(0, reo.rank_i),
-                None, None)
+            du = di = None
+        elif reo is None:
+            du, di = acc[:U], acc[U:]
+        else:
+            du, di = acc[:U].index_select(0, reo.rank_u), acc[U:].index_select(0, reo.rank_i)
+        du = _add_rows(du, grads[2 * L + 2], U, d, g0)
+        di = _add_rows(di, grads[2 * L + 3], N - U, d, g0)
+        return None, du, di, None, None
+
+
+def _add_rows(acc: torch.Tensor | None, g: torch.Tensor | None, n: int, d: int,
+              like: torch.Tensor) -> torch.Tensor | None:
+    """acc + g for a dense or sparse (COO) g; acc None = 0 (acc is updated in place)."""
+    if g is None:
+        return acc
+    if acc is None:
+        acc = torch.zeros(n, d, dtype=like.dtype, device=like.device)
+    if g.is_sparse:
+        return acc.index_add_(0, g._indices()[0], g._values())
+    return acc.add_(g)
 
 
 def mean_propagate(adj: torch.Tensor, users: torch.Tensor, items: torch.Tensor, n_layers: int,
@@ -373,14 +391,14 @@ def mean_propagate(adj: torch.Tensor, users: torch.Tensor, items: torch.Tensor, 
         return users, items, (users,), (items,)
     if reo is None:
         out = _MeanPropagate.apply(adj, users, items, n_layers)
-        return (out[0], out[1], (users, *out[2::2]), (items, *out[3::2]))
+        return (out[0], out[1], (out[-2], *out[2:-2:2]), (out[-1], *out[3:-2:2]))
     out = _MeanPropagate.apply(reo.adj, users, items, n_layers, reo)
 
     def back(t: torch.Tensor, rank: torch.Tensor):
         return lambda: t.index_select(0, rank)
 
-    return (out[0], out[1], Layers(users, [back(t, reo.rank_u) for t in out[2::2]]),
-            Layers(items, [back(t, reo.rank_i) for t in out[3::2]]))
+    return (out[0], out[1], Layers(out[-2], [back(t, reo.rank_u) for t in out[2:-2:2]]),
+            Layers(out[-1], [back(t, reo.rank_i) for t in out[3:-2:2]]))
 
 
 def use_reordering(graph: InteractionGraph, dim: int) -> bool:

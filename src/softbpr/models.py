@@ -53,6 +53,17 @@ class Embeddings:
         """self.item[idx], with gradient; see `user_rows`."""
         return _rows(self.item, idx, self.sparse_rows)
 
+    def ego_user_rows(self, idx: torch.Tensor) -> torch.Tensor:
+        """user_layers[0][idx]: the layer-0 (ego) rows, e.g. for the L2 penalty, equal to
+        model.layer0_users(idx). With `sparse_rows` their gradient goes through the propagation,
+        which adds it to its own (one dense gradient per table instead of two, and no
+        zero-filled table per gather); plain indexing otherwise."""
+        return _rows(self.user_layers[0], idx, self.sparse_rows)
+
+    def ego_item_rows(self, idx: torch.Tensor) -> torch.Tensor:
+        """item_layers[0][idx]; see `ego_user_rows`."""
+        return _rows(self.item_layers[0], idx, self.sparse_rows)
+
 
 def _rows(table: torch.Tensor, idx: torch.Tensor, sparse: bool) -> torch.Tensor:
     if sparse and table.requires_grad and torch.is_grad_enabled():
