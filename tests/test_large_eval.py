@@ -96,3 +96,32 @@ def test_progress_calls_and_lines():
     t[0] = 80.0
     p.update(1000)  # done: the caller reports the end itself
     assert len(lines) == 1
+
+
+def test_trainer_validates_on_a_sample_and_tests_all(tmp_path):
+    """eval.valid_users: validation scores a seeded sample (said in the output and result.json),
+    the final test scores every user."""
+    import json
+
+    import softbpr
+
+    exp = softbpr.load_config(None, {"data": "synthetic-small", "epochs": 1, "dim": 8,
+                                     "valid_users": 50, "device": "cpu"})
+    lines = []
+    run = softbpr.train(exp, out_dir=tmp_path / "r", log=lines.append, progress=False)
+    said = [ln for ln in lines if "seeded sample" in ln]
+    assert said and "50 of the" in said[0] and "the test scores all" in said[0]
+    res = json.loads((tmp_path / "r" / "result.json").read_text())
+    n_valid_users = len(np.unique(run.split.valid.users))
+    assert res["valid_users"] == {"sampled": 50, "of": n_valid_users, "seed": exp.data.seed}
+    assert n_valid_users > 50
+    # the test is exact: the same metrics as an all-user evaluation of the final model
+    from softbpr.trainer import evaluate_model
+
+    full = evaluate_model(run.model, run.graph, run.split, "test", exp.eval.topk)
+    assert full["users"] == len(np.unique(run.split.test.users))
+    assert res["test"]["ndcg@50"] == pytest.approx(full["ndcg@50"], abs=1e-6)
+    # 0 = all users: no sample, nothing in result.json
+    exp0 = softbpr.with_updates(exp, valid_users=0)
+    softbpr.train(exp0, out_dir=tmp_path / "r0", log=lambda s: None, progress=False)
+    assert "valid_users" not in json.loads((tmp_path / "r0" / "result.json").read_text())

@@ -34,6 +34,7 @@ from .distributed import setup as dist_setup
 from .evaluate import RankingTask, score_task
 from .graph import InteractionGraph
 from .losses import build_loss, gradient_weight, l2_penalty
+from .memory import check_train
 from .models import MF, build_model
 from .progress import ProgressLog
 from .rundir import RunDir
@@ -72,13 +73,16 @@ class Run:
     out_dir: Path | None = None
     stop_reason: str = "epochs"
     """epochs (train.epochs reached) | early_stop | time_limit | what a StopRun said."""
+    valid_users: dict | None = None
+    """When validation scored a seeded sample of users: {"sampled", "of", "seed"}."""
 
     def result(self) -> dict:
         return {"best_epoch": self.best_epoch, "valid": self.valid, "test": self.test,
                 "seconds": round(self.seconds, 3), "method": self.experiment.method,
                 "model": self.experiment.model.name, "dataset": self.split.name,
                 "seed": self.experiment.train.seed, "epochs_run": len(self.history),
-                "stop_reason": self.stop_reason}
+                "stop_reason": self.stop_reason,
+                **({"valid_users": self.valid_users} if self.valid_users else {})}
 
 
 class EarlyStopping:
@@ -270,12 +274,14 @@ def train_one_epoch(p: Parts, progress: bool = False, desc: str = "",
 def evaluate_model(model: MF, graph: InteractionGraph, split: Split, which: str,
                    ks, batch_users: int = 0, dist: Dist = Dist(),
                    cache: dict | None = None,
-                   log: Callable[[str], None] | None = None) -> dict[str, float]:
+                   log: Callable[[str], None] | None = None, sample: int = 0,
+                   seed: int = 0) -> dict[str, float]:
     """Full-ranking metrics on split.valid ('valid', train masked) or split.test ('test', train
     and valid masked). See evaluate.rank_metrics for the definitions. With several ranks each
     scores a share of the users and the means are combined exactly (weighted by user counts).
     `cache` (a dict owned by the caller) keeps the prepared masks/truth between evaluations.
-    `log` gets a progress line with an ETA every 30 s of a long evaluation."""
+    `log` gets a progress line with an ETA every 30 s of a long evaluation. sample > 0: score a
+    seeded sample of that many users on 'valid' (evaluate.RankingTask.build), never on 'test'."""
     model.eval()
     with torch.no_grad():
         emb = model.propagate(graph)
@@ -290,7 +296,11 @@ def evaluate_model(model: MF, graph: InteractionGraph, split: Split, which: str,
             mask.sort_indices()
         else:
             raise ValueError(f"which must be 'valid' or 'test', got {which!r}")
-        task = RankingTask.build(truth, mask, graph.device, (dist.rank, dist.world))
+        task = RankingTask.build(truth, mask, graph.device, (dist.rank, dist.world),
+                                 sample=sample if which == "valid" else 0, seed=seed)
+        if task.sampled and log:
+            log(f"validation on a seeded sample of {sample:,} of the {task.n_total:,} users "
+                "(eval.valid_users; the test scores all)")
         if cache is not None:
             cache[which] = task
     lines = ProgressLog(task.users.numel(), f"evaluate {which}", log, unit="users") if log \
@@ -378,6 +388,7 @@ def fit(exp: Experiment, split: Split | None = None, out_dir: str | Path | None 
     split = split if split is not None else load_split(exp.data, log)
     log(split.summary())
     require_test(split)  # test metrics would be NaN: an error naming the cause
+    check_train(split, exp.model.dim, exp.model.name, exp.model.layers, log)  # fits? else stop
     if (big := [k for k in exp.eval.topk if k >= split.n_items]):
         log(f"note: eval.topk {','.join(map(str, big))} >= the {split.n_items:,} items: every "
             f"item is in the top-K, so recall@{big[0]} is 1 for every user")
@@ -415,7 +426,11 @@ def fit(exp: Experiment, split: Split | None = None, out_dir: str | Path | None 
         if has_valid and (epoch % exp.train.eval_every == 0 or epoch == last or out_of_time):
             te = time.perf_counter()
             valid = evaluate_model(p.model, p.graph, split, "valid", exp.eval.topk,
-                                   exp.eval.batch_users, dist, eval_cache, log)
+                                   exp.eval.batch_users, dist, eval_cache, log,
+                                   exp.eval.valid_users, exp.data.seed)
+            if eval_cache["valid"].sampled:
+                run.valid_users = {"sampled": exp.eval.valid_users,
+                                   "of": eval_cache["valid"].n_total, "seed": exp.data.seed}
             row["eval_seconds"] = time.perf_counter() - te
             row["valid"] = {k: v for k, v in valid.items() if k != "users"}
             improved = stopper.update(epoch, row["valid"], p.model)
