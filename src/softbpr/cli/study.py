@@ -114,15 +114,15 @@ def sweep(args) -> int:
                         retry_failed=args.retry_failed, verbose=args.verbose,
                         budget_minutes=args.budget)
     specs = filter_runs(expand(sw, args.file), parse_assignments(args.only))
-    if args.shard:
-        k, n = args.shard
-        specs = specs[k - 1::n]
-    if args.best:
+    if args.best:  # before --shard: the shards split the chosen runs, not the whole grid
         res = results_path(sw)
         if not res.exists():
             raise ConfigError(f"--best needs earlier results in {res}")
         chosen = {c.point_id for c in select(load_results(res)).values()}
         specs = [s for s in specs if s.point_id in chosen]
+    if args.shard:
+        k, n = args.shard
+        specs = specs[k - 1::n]
     states = [status(sw, s) for s in specs]
     counts = {k: states.count(k) for k in ("done", "failed", "resumable", "pending")}
     print(f"sweep {sw.name}: {len(specs)} runs -> {sw.out} ("
