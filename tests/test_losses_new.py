@@ -176,6 +176,29 @@ def test_in_batch_negatives_are_the_other_positives():
         assert loss.item() == 0.0 and loss.requires_grad
 
 
+@pytest.mark.parametrize("name", ["sl", "bsl", "psl"])
+def test_in_batch_duplicates_of_the_positive_can_be_dropped(name):
+    """Rows 0 and 2 hold the same item (identical vectors): with in_batch_duplicates = drop,
+    row 0 is not scored against row 2 nor row 2 against row 0 — as computing each row's loss on
+    the other rows only. A batch of one item drops everything: loss 0, finite gradients."""
+    u, p, n = leaves(12, B=4)
+    p = torch.cat([p[:2], p[:1], p[3:]]).detach().requires_grad_(True)  # row 2 = row 0's item
+    cfg = {"name": name, "negatives": "in_batch", "tau": 0.3}
+    drop = build_loss(LossConfig(**cfg, in_batch_duplicates="drop"))
+    keep = build_loss(LossConfig(**cfg))
+    sub = build_loss(LossConfig(**{**cfg, "negatives": "sampled"}))
+    expect = []
+    for b in range(4):  # row b against its kept in-batch negatives, as sampled negatives
+        others = [j for j in range(4) if j != b and not (b in (0, 2) and j in (0, 2))]
+        expect.append(sub(u[b:b + 1], p[b:b + 1], p[others].unsqueeze(0)))
+    torch.testing.assert_close(drop(u, p, n), torch.stack(expect).mean())
+    assert abs(drop(u, p, n).item() - keep(u, p, n).item()) > 1e-6
+    same = p[:1].expand(4, -1).detach().clone().requires_grad_(True)
+    loss = drop(u, same, n)
+    loss.backward()
+    assert loss.item() == 0.0 and torch.isfinite(same.grad).all() and torch.isfinite(u.grad).all()
+
+
 # --------------------------------------------------------------------------------------- PSL
 
 @pytest.mark.parametrize("act,f", [("tanh", lambda x: math.log(math.tanh(x) + 1)),

@@ -261,6 +261,11 @@ class LossConfig(_Section):
                            "positives (in_batch), or both", choices=("sampled", "in_batch", "both"))
     """sl/bsl/psl: sampled (the sampler's M negatives), in_batch (the other positives of the
     batch, BSL's no_sample mode) or both."""
+    in_batch_duplicates: str = param("keep", "sl/bsl/psl in-batch: keep the other rows of the "
+                                     "pair's own item as negatives (BSL's code) or drop them",
+                                     choices=("keep", "drop"))
+    """sl/bsl/psl with in-batch negatives: keep (as BSL's code: a copy of the positive's own
+    item in the batch is a negative) or drop those copies (matters on small catalogues)."""
     soften: float = param(0.0, "sl/bsl/psl: positive-dominated softening α: negative scores "
                           "-> α·ŷ_ui + (1-α)·ŷ_uj", ge=0.0, lt=1.0, label="α_s")
     """sl/bsl/psl: the SDNS paper's mixing carried over to the softmax losses: each negative

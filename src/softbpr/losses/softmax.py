@@ -26,8 +26,11 @@ for cosine, the *normalised* vectors are mixed) s_uj -> α s_ui + (1−α) s_uj 
 
 In-batch negatives follow BSL's code (`Uniform_loss`): the B×B score matrix of the batch's users
 and positives; row b's negatives are the other B−1 positives, not masked (a positive of the
-same item, or another positive of the same user, counts as a negative). A batch of one pair has
-no in-batch negative: its loss is 0.
+same item, or another positive of the same user, counts as a negative). On a small catalogue
+that matters: ml-100k's 1,682 items put ~3.9 copies of a row's own item among its 2,047
+in-batch negatives. loss.in_batch_duplicates = drop leaves out the rows of the same item
+(detected as identical pooled vectors; other positives of the same user stay: the loss gets no
+ids). A row without a negative left (a batch of one pair) contributes 0.
 """
 
 from __future__ import annotations
@@ -55,20 +58,26 @@ class SoftmaxFamily(Loss):
     with the softening applied, d_j = (1−α)(s_uj − s_ui) for the K negatives of each pair."""
 
     def __init__(self, tau: float, similarity: str = "cosine", negatives: str = "sampled",
-                 soften: float = 0.0):
+                 soften: float = 0.0, in_batch_duplicates: str = "keep"):
         if similarity not in ("cosine", "dot"):
             raise ValueError(f"similarity must be cosine or dot, got {similarity!r}")
         if negatives not in ("sampled", "in_batch", "both"):
             raise ValueError(f"negatives must be sampled, in_batch or both, got {negatives!r}")
+        if in_batch_duplicates not in ("keep", "drop"):
+            raise ValueError(f"in_batch_duplicates must be keep or drop, got "
+                             f"{in_batch_duplicates!r}")
         self.tau, self.similarity, self.negatives = float(tau), similarity, negatives
-        self.soften = float(soften)
+        self.soften, self.in_batch_duplicates = float(soften), in_batch_duplicates
 
     @classmethod
     def from_config(cls, cfg: LossConfig) -> SoftmaxFamily:
-        return cls(cfg.tau, cfg.similarity, cfg.negatives, cfg.soften)
+        return cls(cfg.tau, cfg.similarity, cfg.negatives, cfg.soften, cfg.in_batch_duplicates)
 
     def score_diffs(self, u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(s_ui [B], d [B, K], keep [B, K] or None): keep marks the negatives that count (None:
+        all); in-batch copies of the pair's own item are dropped with in_batch_duplicates=drop."""
+        raw_pos = pos
         if neg.dim() == 2:
             neg = neg.unsqueeze(1)  # one negative per pair: [B, 1, d]
         cosine = self.similarity == "cosine"
@@ -81,15 +90,29 @@ class SoftmaxFamily(Loss):
             if cosine:  # <û, e/|e|> = <û, e>/|e|, as F.normalize (eps 1e-12): no [B, M, d] copy
                 s = s / neg.norm(dim=-1).clamp_min(1e-12)
             parts.append(s)
+        keep = None
         if self.negatives in ("in_batch", "both"):
             parts.append(off_diagonal(u @ pos.T))  # [B, B−1]
+            if self.in_batch_duplicates == "drop":
+                # rows of the same item are bit-identical pooled vectors: an exact row unique
+                _, item = torch.unique(raw_pos.detach(), dim=0, return_inverse=True)  # [B]
+                other = off_diagonal(item.unsqueeze(1) != item.unsqueeze(0))  # [B, B−1]
+                keep = other if len(parts) == 1 else torch.cat(
+                    [torch.ones_like(parts[0], dtype=torch.bool), other], 1)
         s_neg = parts[0] if len(parts) == 1 else torch.cat(parts, 1)  # [B, K]
-        return s_pos, (1.0 - self.soften) * (s_neg - s_pos.unsqueeze(1))
+        return s_pos, (1.0 - self.soften) * (s_neg - s_pos.unsqueeze(1)), keep
 
     @staticmethod
-    def _empty(s_pos: torch.Tensor) -> torch.Tensor:
-        """The loss of a batch without negatives (one pair, in-batch only): 0, in the graph."""
-        return (s_pos * 0.0).sum()
+    def log_sum_exp(logits: torch.Tensor, keep: torch.Tensor | None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log Σ_{kept j} exp(logits_j) [B], valid [B]): rows without a kept negative (a
+        batch of one pair in-batch; every other row the same item) are not valid; their value
+        is 0 and they pass no gradient (the caller zeroes their loss)."""
+        valid = (keep.any(1) if keep is not None
+                 else torch.full(logits.shape[:1], logits.shape[1] > 0, device=logits.device))
+        if keep is not None:  # (logsumexp of an all -inf row is -inf with a finite gradient)
+            logits = logits.masked_fill(~keep, float("-inf"))
+        return torch.where(valid, torch.logsumexp(logits, dim=1), 0.0), valid
 
 
 class SampledSoftmax(SoftmaxFamily):
@@ -108,10 +131,9 @@ class SampledSoftmax(SoftmaxFamily):
     """
 
     def __call__(self, u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        s_pos, d = self.score_diffs(u, pos, neg)
-        if d.shape[1] == 0:
-            return self._empty(s_pos)
-        return torch.logsumexp(d / self.tau, dim=1).mean()
+        s_pos, d, keep = self.score_diffs(u, pos, neg)
+        lse, _ = self.log_sum_exp(d / self.tau, keep)
+        return lse.mean() + 0.0 * s_pos.sum()  # (in the graph even without negatives)
 
 
 class BSL(SoftmaxFamily):
@@ -132,20 +154,21 @@ class BSL(SoftmaxFamily):
     """
 
     def __init__(self, tau: float, tau2: float, similarity: str = "cosine",
-                 negatives: str = "sampled", soften: float = 0.0):
-        super().__init__(tau, similarity, negatives, soften)
+                 negatives: str = "sampled", soften: float = 0.0,
+                 in_batch_duplicates: str = "keep"):
+        super().__init__(tau, similarity, negatives, soften, in_batch_duplicates)
         self.tau2 = float(tau2)
 
     @classmethod
     def from_config(cls, cfg: LossConfig) -> BSL:
-        return cls(cfg.tau, cfg.bsl_tau2, cfg.similarity, cfg.negatives, cfg.soften)
+        return cls(cfg.tau, cfg.bsl_tau2, cfg.similarity, cfg.negatives, cfg.soften,
+                   cfg.in_batch_duplicates)
 
     def __call__(self, u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        s_pos, d = self.score_diffs(u, pos, neg)
-        if d.shape[1] == 0:
-            return self._empty(s_pos)
-        lse = torch.logsumexp(d / self.tau, dim=1)  # [B]
-        return (self.tau2 * lse + (self.tau2 - 1.0) * s_pos / self.tau).mean()
+        s_pos, d, keep = self.score_diffs(u, pos, neg)
+        lse, valid = self.log_sum_exp(d / self.tau, keep)  # [B]
+        row = self.tau2 * lse + (self.tau2 - 1.0) * s_pos / self.tau
+        return torch.where(valid, row, 0.0 * row).mean()
 
 
 def _log1p_tanh(x: torch.Tensor) -> torch.Tensor:
@@ -178,8 +201,9 @@ class PSL(SoftmaxFamily):
     """
 
     def __init__(self, tau: float, tau_score: float, activation: str = "tanh",
-                 similarity: str = "cosine", negatives: str = "sampled", soften: float = 0.0):
-        super().__init__(tau, similarity, negatives, soften)
+                 similarity: str = "cosine", negatives: str = "sampled", soften: float = 0.0,
+                 in_batch_duplicates: str = "keep"):
+        super().__init__(tau, similarity, negatives, soften, in_batch_duplicates)
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, "
                              f"got {activation!r}")
@@ -188,11 +212,10 @@ class PSL(SoftmaxFamily):
     @classmethod
     def from_config(cls, cfg: LossConfig) -> PSL:
         return cls(cfg.tau, cfg.psl_tau_score, cfg.psl_activation, cfg.similarity,
-                   cfg.negatives, cfg.soften)
+                   cfg.negatives, cfg.soften, cfg.in_batch_duplicates)
 
     def __call__(self, u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        s_pos, d = self.score_diffs(u, pos, neg)
-        if d.shape[1] == 0:
-            return self._empty(s_pos)
+        s_pos, d, keep = self.score_diffs(u, pos, neg)
         act = ACTIVATIONS[self.activation](d / self.tau_score)
-        return torch.logsumexp(act / self.tau, dim=1).mean()
+        lse, _ = self.log_sum_exp(act / self.tau, keep)
+        return lse.mean() + 0.0 * s_pos.sum()
