@@ -250,10 +250,11 @@ def train_one_epoch(p: Parts, progress: bool = False, desc: str = "",
         ts = time.perf_counter()
         neg = p.sampler.sample(users, pos, emb, p.graph, p.gens.sample)
         sample_s += time.perf_counter() - ts
-        eu, ei = emb.user[users], emb.item[pos]  # [B, d']
+        # row gathers whose backward hands the propagation only these rows (models.Embeddings)
+        eu, ei = emb.user_rows(users), emb.item_rows(pos)  # [B, d']
         loss = p.loss(eu, ei, neg.emb)
-        neg_ego = neg.ego if neg.ego is not None else model.layer0_items(neg.items)
-        penalty = l2_penalty(model.layer0_users(users), model.layer0_items(pos), neg_ego)
+        neg_ego = neg.ego if neg.ego is not None else emb.ego_item_rows(neg.items)
+        penalty = l2_penalty(emb.ego_user_rows(users), emb.ego_item_rows(pos), neg_ego)
         p.optimizer.zero_grad(set_to_none=True)
         (loss + cfg.reg * penalty).backward()
         p.optimizer.step()

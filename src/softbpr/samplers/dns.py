@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..graph import InteractionGraph
-from ..models import Embeddings
+from ..models import Embeddings, candidate_scores
 from .base import Negatives, Sampler, uniform_candidates
 
 
@@ -31,12 +30,10 @@ class DynamicHardSampler(Sampler):
                generator: torch.Generator | None) -> Negatives:
         cand = uniform_candidates(graph, users, self.pool_size, generator)  # [B, H]
         with torch.no_grad():
-            u = emb.user[users].detach()  # [B, d]
-            # F.embedding is the fastest row gather on CPU (several x faster than item[cand])
-            cands = F.embedding(cand, emb.item.detach())  # [B, H, d]
-            sc = torch.bmm(cands, u.unsqueeze(2)).squeeze(2)  # [B, H]
+            # one sampled dense product on CPUs (no [B, H, d] gather), gather + bmm elsewhere
+            sc = candidate_scores(emb.user[users], emb.item, cand)  # [B, H]
             best = sc.argmax(1, keepdim=True)
             items = cand.gather(1, best).squeeze(1)  # [B]
             self.tally.add("neg_score", sc.gather(1, best))
             self.tally.add("cand_score", sc)
-        return Negatives(items, emb.item[items])
+        return Negatives(items, emb.item_rows(items))

@@ -28,7 +28,7 @@ class UniformSampler(Sampler):
         items = uniform_candidates(graph, users, self.n_negatives, generator)  # [B, M]
         if self.n_negatives == 1:
             items = items[:, 0]  # [B]
-        neg = emb.item[items]  # [B, d'] or [B, M, d']
+        neg = emb.item_rows(items)  # [B, d'] or [B, M, d']
         with torch.no_grad():  # M i.i.d. draws: the first one's mean score is unbiased, and
             # costs 1/M of a pass over [B, M, d'] (the softmax losses' M reach the hundreds)
             self.tally.add("neg_score", scores(emb.user[users], neg if neg.dim() == 2
