@@ -9,6 +9,9 @@ from ..graph import InteractionGraph
 from ..models import Embeddings
 from .base import Negatives, Sampler, uniform_candidates
 
+FULL_SCORING_RATIO = 8
+"""Score all items instead of gathering the N candidates' rows when N · 8 >= n_items."""
+
 
 class DNSMNSampler(Sampler):
     """DNS(M, N): N = pool_size uniform candidates from the user's non-train items; keep the
@@ -48,8 +51,13 @@ class DNSMNSampler(Sampler):
         cand = uniform_candidates(graph, users, self.pool_size, generator)  # [B, N]
         with torch.no_grad():
             u = emb.user[users].detach()  # [B, d]
-            cands = F.embedding(cand, emb.item.detach())  # [B, N, d]
-            sc = torch.bmm(cands, u.unsqueeze(2)).squeeze(2)  # [B, N]
+            if self.pool_size * FULL_SCORING_RATIO >= graph.n_items:
+                # many candidates, few items: scoring every item (one matmul) is cheaper than
+                # gathering [B, N, d] rows (ml-100k, N = 200: 30 ms vs 210 ms a batch on CPU)
+                sc = (u @ emb.item.detach().T).gather(1, cand)  # [B, N]
+            else:
+                cands = F.embedding(cand, emb.item.detach())  # [B, N, d]
+                sc = torch.bmm(cands, u.unsqueeze(2)).squeeze(2)  # [B, N]
             top, idx = sc.topk(self.n_negatives, dim=1)  # [B, M], decreasing
             items = cand.gather(1, idx)  # [B, M]
             self.tally.add("neg_score", top)
