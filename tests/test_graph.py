@@ -166,6 +166,9 @@ def test_candidate_scores_equal_dot_products():
                                torch.einsum("bd,bhd->bh", u64, t64[cand]))
     assert candidate_scores(u, table, cand[:, :0]).shape == (6, 0)
     assert not candidate_scores(u.requires_grad_(), table, cand).requires_grad
+    many = torch.randint(9, (6, 20), generator=gen)  # more candidates than items (tiny catalogues)
+    torch.testing.assert_close(candidate_scores(u, table, many),
+                               torch.einsum("bd,bhd->bh", u, table[many]))
 
 
 def test_reordered_propagation_is_bitwise_the_same(blocks):

@@ -40,7 +40,9 @@ def spmm(adj: torch.Tensor, x: torch.Tensor, add: torch.Tensor | None = None,
     afterwards equals `adj @ x + add` bit for bit.
     """
     x = x.contiguous()
-    if x.device.type != "cpu":
+    if x.shape[1] == 0:  # embedding_bag's multi-threaded kernel rejects zero-width rows
+        out = x.new_zeros(adj.shape[0], 0)
+    elif x.device.type != "cpu":
         out = torch.sparse.mm(adj, x)
     elif adj.layout == torch.sparse_csr and adj.dtype == x.dtype:
         out = F.embedding_bag(adj.col_indices(), x, adj.crow_indices(), mode="sum",

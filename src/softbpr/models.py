@@ -79,12 +79,14 @@ def candidate_scores(u: torch.Tensor, table: torch.Tensor, cand: torch.Tensor) -
     pattern of the candidates): the dot products are taken straight from the table's rows,
     without the [B, H, d] block that `F.embedding` + `bmm` writes and reads back (DNS(32),
     batch 2048: 65,536 rows of 64 floats). Same values up to float rounding (a different
-    summation order), ~7x faster on ml-100k and Gowalla (1 thread). Elsewhere: gather + bmm.
+    summation order), ~7x faster on ml-100k and Gowalla (1 thread). Elsewhere, and where a row
+    has more candidates than the table has rows (the sparse kernel rejects a row with more
+    stored entries than columns): gather + bmm.
     """
     with torch.no_grad():
         u, table = u.detach(), table.detach()
         B, H = cand.shape
-        if u.device.type != "cpu" or B * H == 0:
+        if u.device.type != "cpu" or B * H == 0 or H > table.shape[0]:
             return torch.bmm(F.embedding(cand, table), u.unsqueeze(2)).squeeze(2)
         crow = torch.arange(0, B * H + 1, H, device=u.device)
         with warnings.catch_warnings():  # "sparse CSR support is in beta"
