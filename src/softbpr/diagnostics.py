@@ -25,12 +25,15 @@ DELTA_QUANTILES = (0.1, 0.5, 0.9)
 def bin_counts(x: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
     """Counts of x[B] in the bins [edges[k], edges[k+1]) with the last bin open above; float64.
 
-    edges[K] are the left edges, edges[0] must be <= min(x). Comparisons against the edges
-    ([B, K] booleans) rather than bincount/histc: no host sync (bincount must learn its size),
-    no atomics (deterministic on CUDA), and cheap next to a propagation for K <= 50.
+    edges[K] are the sorted left edges, edges[0] must be <= min(x). One binary search per value
+    (`bucketize`, right=True: the number of edges <= x, as comparing with every edge) and an
+    index_add of ones: no host sync (bincount must learn its size), exact counts in any
+    summation order, and O(B log K) rather than a [B, K] comparison (M = 32 negatives per pair
+    made that a quarter of an ml-100k epoch).
     """
-    ge = (x.unsqueeze(1) >= edges).sum(0, dtype=torch.float64)  # [K]: #(x >= left edge k)
-    return ge - torch.cat([ge[1:], ge.new_zeros(1)])
+    idx = torch.bucketize(x, edges, right=True).sub_(1).clamp_(min=0)
+    out = torch.zeros(edges.numel(), dtype=torch.float64, device=x.device)
+    return out.index_add_(0, idx, out.new_ones(1).expand(idx.numel()))
 
 
 def delta_edges(device, bins: int = DELTA_BINS) -> torch.Tensor:

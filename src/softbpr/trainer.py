@@ -35,7 +35,7 @@ from .evaluate import RankingTask, score_task
 from .graph import InteractionGraph
 from .losses import build_loss, gradient_weight, l2_penalty
 from .memory import check_train
-from .models import MF, build_model
+from .models import MF, build_model, candidate_scores
 from .progress import ProgressLog
 from .rundir import RunDir
 from .samplers import build_sampler
@@ -215,6 +215,21 @@ def build_parts(exp: Experiment, split: Split, dist: Dist, device) -> Parts:
     return parts
 
 
+def _negative_ego(emb, neg) -> torch.Tensor:
+    """The negatives' layer-0 rows for the L2 penalty, or rows whose squared norms sum to theirs.
+
+    M negatives per pair ([B, M] ids) on a small catalogue repeat rows many times (ml-100k, M =
+    32: 65,536 rows of 1,682 items): each distinct row is gathered once and scaled by sqrt(its
+    count), so that Σ||row||² — the penalty and its gradient, count·2e — is the same sum of
+    B·M terms without the [B, M, d] gather and its backward (float rounding aside)."""
+    if neg.ego is not None:
+        return neg.ego
+    if neg.items.dim() < 2:
+        return emb.ego_item_rows(neg.items)
+    uniq, count = torch.unique(neg.items, return_counts=True)
+    return emb.ego_item_rows(uniq) * count.to(emb.item.dtype).sqrt().unsqueeze(1)
+
+
 def train_one_epoch(p: Parts, progress: bool = False, desc: str = "",
                     log: Callable[[str], None] | None = None) -> dict[str, float]:
     """One pass over all training pairs; returns per-epoch statistics (see history.jsonl).
@@ -252,16 +267,20 @@ def train_one_epoch(p: Parts, progress: bool = False, desc: str = "",
         sample_s += time.perf_counter() - ts
         # row gathers whose backward hands the propagation only these rows (models.Embeddings)
         eu, ei = emb.user_rows(users), emb.item_rows(pos)  # [B, d']
-        loss = p.loss(eu, ei, neg.emb)
-        neg_ego = neg.ego if neg.ego is not None else emb.ego_item_rows(neg.items)
-        penalty = l2_penalty(emb.ego_user_rows(users), emb.ego_item_rows(pos), neg_ego)
+        loss = p.loss.batch_loss(eu, ei, neg, emb.item)
+        penalty = l2_penalty(emb.ego_user_rows(users), emb.ego_item_rows(pos),
+                             _negative_ego(emb, neg))
         p.optimizer.zero_grad(set_to_none=True)
         (loss + cfg.reg * penalty).backward()
         p.optimizer.step()
         with torch.no_grad():
             pos_s = (eu * ei).sum(-1)  # [B]
-            neg_s = (eu.unsqueeze(1) * neg.emb).sum(-1) if neg.emb.dim() == 3 else \
-                (eu * neg.emb).sum(-1)  # [B] or [B, M]
+            if neg.items is not None and neg.items.dim() == 2:  # [B, M], no [B, M, d] pass
+                neg_s = candidate_scores(eu, emb.item, neg.items)
+            elif neg.emb.dim() == 2:
+                neg_s = (eu * neg.emb).sum(-1)  # [B]
+            else:
+                neg_s = torch.bmm(neg.emb, eu.unsqueeze(2)).squeeze(2)
             gap = (pos_s.unsqueeze(1) if neg_s.dim() == 2 else pos_s) - neg_s  # ŷ_ui − ŷ_uj
             stats.add(users, loss, penalty, gap, gradient_weight(gap, p.loss.alpha), neg.items)
         if lines is not None:

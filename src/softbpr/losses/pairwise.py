@@ -30,8 +30,33 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
+from .. import models
+
 if TYPE_CHECKING:  # config imports the registry: no import at run time
-    from .config import LossConfig
+    from ..config import LossConfig
+    from ..samplers.base import Negatives
+
+
+def sampled_scores(u: torch.Tensor, table: torch.Tensor, items: torch.Tensor,
+                   cosine: bool = False) -> torch.Tensor:
+    """s[b, m] = <u[b], table[items[b, m]]> (cosine: divided by |table[items[b, m]]|, u being
+    normalised by the caller), with gradients to u and table; u [B, d], table [I, d], items
+    int64 [B, M] -> [B, M].
+
+    The same values as gathering the [B, M, d] rows, without the passes over them that a
+    gather, a per-row norm and their backward make (M in the hundreds: each pass is B·M·d
+    floats). The norms are the table's rows' norms, gathered. When the catalogue is small
+    next to M (I <= models.DENSE_SCORES_RATIO·M), the scores are one [B, I] product and a gather:
+    measured (1 thread, B 2048, d 64) ml-100k's 1,682 items, M 128: 29 ms a step instead of
+    134 (gathered rows) and 286 (rows and their norms); M 32: 17 ms gathered, 23 dense."""
+    B, M = items.shape
+    if table.shape[0] <= models.DENSE_SCORES_RATIO * M:
+        s = (u @ table.T).gather(1, items)  # [B, I] -> [B, M]
+    else:
+        s = torch.bmm(F.embedding(items, table), u.unsqueeze(2)).squeeze(2)
+    if cosine:  # as F.normalize (eps 1e-12)
+        s = s / table.norm(dim=1).clamp_min(1e-12)[items]
+    return s
 
 
 def score_gap(u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
@@ -59,6 +84,14 @@ class Loss:
 
     def __call__(self, u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def batch_loss(self, u: torch.Tensor, pos: torch.Tensor, neg: Negatives,
+                   table: torch.Tensor) -> torch.Tensor:
+        """The training loop's call: the loss of a batch from its `Negatives` and the pooled
+        item table [I, d'] their rows come from. Default `self(u, pos, neg.emb)`; a loss over
+        many negatives per pair may score them from `table` and `neg.items` instead (the
+        softmax losses: no [B, M, d'] passes). Same value and gradient, float rounding aside."""
+        return self(u, pos, neg.emb)
 
 
 class SoftBPR(Loss):
@@ -225,7 +258,15 @@ class SoftmaxBPR(Loss):
         return torch.softmax(z / tau, dim=1)
 
     def __call__(self, u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        gap = score_gap(u, pos, neg)
+        return self._from_gap(score_gap(u, pos, neg))
+
+    def batch_loss(self, u, pos, neg, table):
+        if neg.items is None or neg.items.dim() != 2:
+            return self(u, pos, neg.emb)
+        return self._from_gap((u * pos).sum(-1, keepdim=True) - sampled_scores(u, table,
+                                                                               neg.items))
+
+    def _from_gap(self, gap: torch.Tensor) -> torch.Tensor:
         z = -F.logsigmoid(gap if gap.dim() == 2 else gap.unsqueeze(1))  # [B, N]
         return (self.weights(z) * z).sum(1).mean()
 

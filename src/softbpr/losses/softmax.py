@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from .pairwise import Loss
+from .pairwise import Loss, sampled_scores
 
 if TYPE_CHECKING:
     from ..config import LossConfig
@@ -73,12 +73,15 @@ class SoftmaxFamily(Loss):
     def from_config(cls, cfg: LossConfig) -> SoftmaxFamily:
         return cls(cfg.tau, cfg.similarity, cfg.negatives, cfg.soften, cfg.in_batch_duplicates)
 
-    def score_diffs(self, u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor
+    def score_diffs(self, u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None,
+                    table: torch.Tensor | None = None, items: torch.Tensor | None = None
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(s_ui [B], d [B, K], keep [B, K] or None): keep marks the negatives that count (None:
-        all); in-batch copies of the pair's own item are dropped with in_batch_duplicates=drop."""
+        all); in-batch copies of the pair's own item are dropped with in_batch_duplicates=drop.
+        The sampled negatives are the rows `neg` [B, M, d] (or [B, d]), or, given `table` and
+        `items` [B, M], those rows of the table (scored by `sampled_scores`: same values)."""
         raw_pos = pos
-        if neg.dim() == 2:
+        if neg is not None and neg.dim() == 2:
             neg = neg.unsqueeze(1)  # one negative per pair: [B, 1, d]
         cosine = self.similarity == "cosine"
         if cosine:  # the [B, d] rows are normalised; [B, M, d] is not copied (see below)
@@ -86,9 +89,12 @@ class SoftmaxFamily(Loss):
         s_pos = (u * pos).sum(-1)  # [B]
         parts = []
         if self.negatives in ("sampled", "both"):
-            s = torch.bmm(neg, u.unsqueeze(2)).squeeze(2)  # [B, M]
-            if cosine:  # <û, e/|e|> = <û, e>/|e|, as F.normalize (eps 1e-12): no [B, M, d] copy
-                s = s / neg.norm(dim=-1).clamp_min(1e-12)
+            if table is not None:
+                s = sampled_scores(u, table, items, cosine)
+            else:
+                s = torch.bmm(neg, u.unsqueeze(2)).squeeze(2)  # [B, M]
+                if cosine:  # <û, e/|e|> = <û, e>/|e| as F.normalize (eps 1e-12): no copy
+                    s = s / neg.norm(dim=-1).clamp_min(1e-12)
             parts.append(s)
         keep = None
         if self.negatives in ("in_batch", "both"):
@@ -101,6 +107,20 @@ class SoftmaxFamily(Loss):
                     [torch.ones_like(parts[0], dtype=torch.bool), other], 1)
         s_neg = parts[0] if len(parts) == 1 else torch.cat(parts, 1)  # [B, K]
         return s_pos, (1.0 - self.soften) * (s_neg - s_pos.unsqueeze(1)), keep
+
+    def batch_loss(self, u, pos, neg, table):
+        """As `__call__`, scoring M sampled negatives per pair from `table` (see Loss)."""
+        if self.negatives == "in_batch" or neg.items is None or neg.items.dim() != 2:
+            return self(u, pos, neg.emb)
+        return self.from_diffs(*self.score_diffs(u, pos, None, table, neg.items))
+
+    def __call__(self, u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        return self.from_diffs(*self.score_diffs(u, pos, neg))
+
+    def from_diffs(self, s_pos: torch.Tensor, d: torch.Tensor, keep: torch.Tensor | None
+                   ) -> torch.Tensor:
+        """The loss from `score_diffs`' output."""
+        raise NotImplementedError
 
     @staticmethod
     def log_sum_exp(logits: torch.Tensor, keep: torch.Tensor | None
@@ -130,8 +150,7 @@ class SampledSoftmax(SoftmaxFamily):
     ∂L/∂s_uj = softmax_j(d/τ)·(1−α)/τ / B, ∂L/∂s_ui = −(1−α)/τ / B.
     """
 
-    def __call__(self, u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        s_pos, d, keep = self.score_diffs(u, pos, neg)
+    def from_diffs(self, s_pos, d, keep):
         lse, _ = self.log_sum_exp(d / self.tau, keep)
         return lse.mean() + 0.0 * s_pos.sum()  # (in the graph even without negatives)
 
@@ -164,8 +183,7 @@ class BSL(SoftmaxFamily):
         return cls(cfg.tau, cfg.bsl_tau2, cfg.similarity, cfg.negatives, cfg.soften,
                    cfg.in_batch_duplicates)
 
-    def __call__(self, u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        s_pos, d, keep = self.score_diffs(u, pos, neg)
+    def from_diffs(self, s_pos, d, keep):
         lse, valid = self.log_sum_exp(d / self.tau, keep)  # [B]
         row = self.tau2 * lse + (self.tau2 - 1.0) * s_pos / self.tau
         return torch.where(valid, row, 0.0 * row).mean()
@@ -214,8 +232,7 @@ class PSL(SoftmaxFamily):
         return cls(cfg.tau, cfg.psl_tau_score, cfg.psl_activation, cfg.similarity,
                    cfg.negatives, cfg.soften, cfg.in_batch_duplicates)
 
-    def __call__(self, u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        s_pos, d, keep = self.score_diffs(u, pos, neg)
+    def from_diffs(self, s_pos, d, keep):
         act = ACTIVATIONS[self.activation](d / self.tau_score)
         lse, _ = self.log_sum_exp(act / self.tau, keep)
         return lse.mean() + 0.0 * s_pos.sum()

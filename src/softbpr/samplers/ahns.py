@@ -65,4 +65,4 @@ class AHNSSampler(Sampler):
             self.tally.add("ahns_target", goal)
         if M == 1:
             items = items[:, 0]  # [B]
-        return Negatives(items, emb.item[items])
+        return Negatives(items, gather=emb.item_rows)  # rows gathered if the loss asks

@@ -18,8 +18,7 @@ items can be drawn: a sampler must not see held-out labels).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
@@ -31,20 +30,32 @@ if TYPE_CHECKING:  # config imports the registries: no import at run time
     from ..split import Split
 
 
-@dataclass(frozen=True)
 class Negatives:
     """The negatives of a batch of B (user, positive) pairs: one per pair, or M per pair.
 
     items: int64 [B] or [B, M] chosen real items, or None for synthetic negatives (MixGCF).
-    emb: [B, d'] or [B, M, d'] pooled negative representations, with gradient (what the loss
-         scores).
+    emb: [B, d'] or [B, M, d'] pooled negative representations, with gradient (what a loss
+         scores). Given, or gathered on first use by `gather(items)` (e.g. `Embeddings.item_rows`):
+         a loss that scores M negatives from the item table (`Loss.batch_loss`) never makes the
+         [B, M, d'] block.
     ego: layer-0 rows for the L2 penalty, shaped like emb with width d; None = the ego rows of
          `items`.
     """
 
-    items: torch.Tensor | None
-    emb: torch.Tensor
-    ego: torch.Tensor | None = None
+    __slots__ = ("items", "_emb", "ego", "_gather")
+
+    def __init__(self, items: torch.Tensor | None, emb: torch.Tensor | None = None,
+                 ego: torch.Tensor | None = None,
+                 gather: Callable[[torch.Tensor], torch.Tensor] | None = None):
+        if emb is None and (items is None or gather is None):
+            raise ValueError("Negatives need emb, or items and a gather function")
+        self.items, self._emb, self.ego, self._gather = items, emb, ego, gather
+
+    @property
+    def emb(self) -> torch.Tensor:
+        if self._emb is None:
+            self._emb = self._gather(self.items)
+        return self._emb
 
 
 class Tally:

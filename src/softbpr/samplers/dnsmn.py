@@ -6,11 +6,10 @@ import torch
 import torch.nn.functional as F
 
 from ..graph import InteractionGraph
+from .. import models
 from ..models import Embeddings
 from .base import Negatives, Sampler, uniform_candidates
 
-FULL_SCORING_RATIO = 8
-"""Score all items instead of gathering the N candidates' rows when N · 8 >= n_items."""
 
 
 class DNSMNSampler(Sampler):
@@ -51,7 +50,7 @@ class DNSMNSampler(Sampler):
         cand = uniform_candidates(graph, users, self.pool_size, generator)  # [B, N]
         with torch.no_grad():
             u = emb.user[users].detach()  # [B, d]
-            if self.pool_size * FULL_SCORING_RATIO >= graph.n_items:
+            if graph.n_items <= models.DENSE_SCORES_RATIO * self.pool_size:
                 # many candidates, few items: scoring every item (one matmul) is cheaper than
                 # gathering [B, N, d] rows (ml-100k, N = 200: 30 ms vs 210 ms a batch on CPU)
                 sc = (u @ emb.item.detach().T).gather(1, cand)  # [B, N]
@@ -64,4 +63,4 @@ class DNSMNSampler(Sampler):
             self.tally.add("cand_score", sc)
         if self.n_negatives == 1:
             items = items[:, 0]  # [B]
-        return Negatives(items, emb.item[items])
+        return Negatives(items, gather=emb.item_rows)  # rows gathered if the loss asks

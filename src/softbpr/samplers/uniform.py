@@ -28,9 +28,11 @@ class UniformSampler(Sampler):
         items = uniform_candidates(graph, users, self.n_negatives, generator)  # [B, M]
         if self.n_negatives == 1:
             items = items[:, 0]  # [B]
-        neg = emb.item_rows(items)  # [B, d'] or [B, M, d']
+            neg = emb.item_rows(items)  # [B, d']
+            first = neg
+        else:  # [B, M, d'] gathered only if the loss asks (Negatives.emb)
+            neg, first = None, emb.item[items[:, 0]]
         with torch.no_grad():  # M i.i.d. draws: the first one's mean score is unbiased, and
             # costs 1/M of a pass over [B, M, d'] (the softmax losses' M reach the hundreds)
-            self.tally.add("neg_score", scores(emb.user[users], neg if neg.dim() == 2
-                                               else neg[:, 0]))
-        return Negatives(items, neg)
+            self.tally.add("neg_score", scores(emb.user[users], first))
+        return Negatives(items, neg, gather=emb.item_rows)
