@@ -6,12 +6,12 @@ negative rows (`trainer._negative_ego`)."""
 import pytest
 import torch
 
+from softbpr.config import LossConfig
 from softbpr.losses import build_loss, l2_penalty
 from softbpr.losses.pairwise import sampled_scores
 from softbpr.models import Embeddings
 from softbpr.samplers.base import Negatives
 from softbpr.trainer import _negative_ego
-from softbpr.config import LossConfig
 
 
 def _data(I=40, B=6, M=5, d=4, seed=0):
@@ -44,9 +44,9 @@ def test_sampled_scores_equal_gathered_rows(monkeypatch, ratio, cosine):
     torch.testing.assert_close(t1.grad, t2.grad)
 
 
-CASES = [dict(name="sl"), dict(name="sl", negatives="both"), dict(name="bsl", bsl_tau2=1.3),
-         dict(name="psl", tau=0.05), dict(name="sl", similarity="dot", soften=0.5),
-         dict(name="bsl", soften=0.3), dict(name="softmax_bpr")]
+CASES = [{"name": "sl"}, {"name": "sl", "negatives": "both"}, {"name": "bsl", "bsl_tau2": 1.3},
+         {"name": "psl", "tau": 0.05}, {"name": "sl", "similarity": "dot", "soften": 0.5},
+         {"name": "bsl", "soften": 0.3}, {"name": "softmax_bpr"}]
 
 
 @pytest.mark.parametrize("ratio", [0, 10_000])
@@ -59,7 +59,7 @@ def test_batch_loss_equals_the_loss_on_gathered_rows(monkeypatch, ratio, case):
     for fast in (True, False):
         uu, pp, tt = (x.clone().requires_grad_() for x in (u, pos, table))
         gathered = []
-        neg = Negatives(items, gather=lambda i, t=tt: gathered.append(1) or t[i])
+        neg = Negatives(items, gather=lambda i, t=tt, g=gathered: g.append(1) or t[i])
         value = loss.batch_loss(uu, pp, neg, tt) if fast else loss(uu, pp, tt[items])
         value.backward()
         if fast:

@@ -459,6 +459,43 @@ def shard_command(file: str | Path, k: int, n: int, *, quick: bool = False, seed
     return cmd + ["--shard", f"{k}/{n}"]
 
 
+def run_processes(commands: list[list[str]], log: Callable[[str], None]) -> list[int]:
+    """Run `commands` as subprocesses at once; each output line reaches `log` as "[job k] line"
+    (k from 1, no newline). OMP_NUM_THREADS defaults to 1 in each: N processes with a thread per
+    core each would oversubscribe the CPUs. Returns their exit codes. On Ctrl-C (or SIGTERM,
+    which cli.main turns into it) every process is terminated and waited for, then the
+    interrupt goes on: their runs keep their state.pt and resume on the next call. The one
+    process relay of `sweep --jobs` and `tune --jobs`."""
+    import os
+    import subprocess
+    import threading
+
+    env = {**os.environ}
+    env.setdefault("OMP_NUM_THREADS", "1")
+    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env=env) for c in commands]
+
+    def relay(k: int, p) -> None:
+        for line in p.stdout:
+            log(f"[job {k}] {line.rstrip()}")
+
+    threads = [threading.Thread(target=relay, args=(k, p), daemon=True)
+               for k, p in enumerate(procs, 1)]
+    for t in threads:
+        t.start()
+    try:
+        return [p.wait() for p in procs]
+    except KeyboardInterrupt:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait()
+        raise
+    finally:
+        for t in threads:
+            t.join()
+
+
 def run_jobs(file: str | Path, jobs: int, results: Path | None = None,
              log: Callable[[str], None] = lambda m: print(m, end="", flush=True),
              **options) -> int:
@@ -466,39 +503,13 @@ def run_jobs(file: str | Path, jobs: int, results: Path | None = None,
     one GPU); returns the exit code of the worst shard.
 
     `options` are those of `shard_command` (the sweep's --quick, --seeds, --set, ...). Each
-    shard's output lines reach `log` prefixed with "[job k] ". OMP_NUM_THREADS defaults to 1 in
-    each shard: N processes with one thread per core each would oversubscribe the CPUs. The
-    shards share results.jsonl, appending one line per run; Ctrl-C terminates them all (their
-    runs keep their state.pt and resume on the next call).
+    shard's output lines reach `log` prefixed with "[job k] " (see `run_processes`). The shards
+    share results.jsonl, appending one line per run.
     """
-    import os
-    import subprocess
-    import threading
-
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
-    env = {**os.environ}
-    env.setdefault("OMP_NUM_THREADS", "1")
-    procs = [subprocess.Popen(shard_command(file, k, jobs, **options), stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, env=env)
-             for k in range(1, jobs + 1)]
-
-    def relay(k: int, p) -> None:
-        for line in p.stdout:
-            log(f"[job {k}] {line}")
-
-    threads = [threading.Thread(target=relay, args=(k, p), daemon=True)
-               for k, p in enumerate(procs, 1)]
-    for t in threads:
-        t.start()
-    try:
-        codes = [p.wait() for p in procs]
-    except KeyboardInterrupt:
-        for p in procs:
-            p.terminate()
-        codes = [p.wait() for p in procs]
-    for t in threads:
-        t.join()
+    codes = run_processes([shard_command(file, k, jobs, **options) for k in range(1, jobs + 1)],
+                          lambda m: log(m + "\n"))
     where = f"; results: {results}" if results is not None else ""
     log(f"{jobs} jobs finished (exit codes {codes}){where}\n")
     return max(codes, key=abs)
@@ -520,6 +531,7 @@ __all__ = [
     "results_path",
     "run_dir",
     "run_jobs",
+    "run_processes",
     "run_sweep",
     "shard_command",
     "status",

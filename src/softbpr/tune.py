@@ -38,7 +38,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -46,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import ConfigError
-from .sweep import RunSpec, Sweep, run_sweep
+from .sweep import RunSpec, Sweep, run_processes, run_sweep
 
 SAMPLERS = ("grid", "tpe", "random")
 PRUNERS = ("median", "halving", "none")
@@ -579,33 +578,8 @@ def tune(sw: Sweep, specs: list[RunSpec], opts: TuneOptions, log: Callable[[str]
 
 def _run_workers(argv: list[str], jobs: int, log: Callable[[str], None]) -> None:
     """`jobs` copies of this tune command as worker subprocesses (lines prefixed [job k])."""
-    import subprocess
-    import threading
-
-    env = {**os.environ}
-    env.setdefault("OMP_NUM_THREADS", "1")
-    procs = [subprocess.Popen([sys.executable, "-m", "softbpr", *argv, "--worker", str(k)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-             for k in range(1, jobs + 1)]
-
-    def relay(k: int, p) -> None:
-        for line in p.stdout:
-            log(f"[job {k}] {line.rstrip()}")
-
-    threads = [threading.Thread(target=relay, args=(k, p), daemon=True)
-               for k, p in enumerate(procs, 1)]
-    for t in threads:
-        t.start()
-    try:
-        codes = [p.wait() for p in procs]
-    except KeyboardInterrupt:
-        for p in procs:
-            p.terminate()
-        codes = [p.wait() for p in procs]
-        raise
-    finally:
-        for t in threads:
-            t.join()
+    codes = run_processes([[sys.executable, "-m", "softbpr", *argv, "--worker", str(k)]
+                           for k in range(1, jobs + 1)], log)
     if any(codes):
         raise RuntimeError(f"tune workers exited with {codes}")
 

@@ -18,7 +18,8 @@ items can be drawn: a sampler must not see held-out labels).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -42,7 +43,7 @@ class Negatives:
          `items`.
     """
 
-    __slots__ = ("items", "_emb", "ego", "_gather")
+    __slots__ = ("_emb", "_gather", "ego", "items")
 
     def __init__(self, items: torch.Tensor | None, emb: torch.Tensor | None = None,
                  ego: torch.Tensor | None = None,

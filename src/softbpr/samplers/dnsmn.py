@@ -5,11 +5,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..graph import InteractionGraph
 from .. import models
+from ..graph import InteractionGraph
 from ..models import Embeddings
 from .base import Negatives, Sampler, uniform_candidates
-
 
 
 class DNSMNSampler(Sampler):
