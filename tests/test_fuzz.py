@@ -358,6 +358,9 @@ def test_use_flags(capsys, bad, run_dir):
                          str(bad / "users_latin1.txt")], EXIT_USAGE,
           "users_latin1.txt: not UTF-8", "--users-file")
     fails(capsys, root, ["recommend", str(run_dir), "--user", "1", "--k", "0"], EXIT_USAGE, "k")
+    # checked before anything is read: a missing run still reports the bad --k
+    fails(capsys, root, ["recommend", str(root / "nowhere"), "--user", "1", "--k", "-3"],
+          EXIT_USAGE, "--k", "integer >= 1")
 
 
 def test_export_never_overwrites(capsys, bad, run_dir):

@@ -23,6 +23,17 @@ def cutoffs(text: str) -> tuple[int, ...]:
     return int_list(text, 1, "cut-offs")
 
 
+def positive_int(text: str) -> int:
+    """--k: one integer >= 1 (checked before any file is read)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, e.g. 10; got {text!r}")
+    return value
+
+
 def seeds(text: str) -> list[int]:
     """--seeds: integers >= 0."""
     return list(int_list(text, 0, "seeds"))

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .args import cutoffs
+from .args import cutoffs, positive_int
 
 RECOMMEND_EPILOG = """\
 exit status: 0 when every user was served (known, or unknown with --fallback popular);
@@ -30,7 +30,7 @@ def add_parsers(sub) -> None:
                    help="external user id (repeatable)")
     r.add_argument("--users-file", metavar="F",
                    help="file with one user id per line ('-' = stdin; blank lines skipped)")
-    r.add_argument("--k", type=int, default=10, help="items per user (default 10)")
+    r.add_argument("--k", type=positive_int, default=10, help="items per user (default 10)")
     r.add_argument("--include-seen", action="store_true",
                    help="keep the user's training items (default: excluded)")
     r.add_argument("--fallback", choices=["popular"], default=None,
