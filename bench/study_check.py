@@ -6,11 +6,13 @@ Per method and dataset, at the point `softbpr report` chooses on validation: eac
 epoch against the epoch cap (converged when best epoch <= 80% of the cap, and the run stopped
 early rather than on the cap), and the mean share of chosen negatives that are held-out
 positives (`neg_heldout_rate`, the false-negative rate of the sampler) over the epochs up to
-the best one.
+the best one, and the median training seconds per epoch (`train_seconds`: the cost of the
+method as the study ran it, one thread per process, two processes on two cores).
 """
 
 from __future__ import annotations
 
+import statistics
 import sys
 from pathlib import Path
 
@@ -23,8 +25,8 @@ def main(folder: str) -> None:
     rows = load_results(out / "results.jsonl")
     chosen = select(rows)
     print("| method | dataset | seed | best epoch | epochs run | cap | converged | "
-          "false-negative rate |")
-    print("|---|---|---:|---:|---:|---:|---|---:|")
+          "false-negative rate | s/epoch |")
+    print("|---|---|---:|---:|---:|---:|---|---:|---:|")
     for (key, dataset), c in sorted(chosen.items(), key=lambda kv: str(kv[0])):
         for r in sorted((r for r in rows if r.get("point_id") == c.point_id),
                         key=lambda r: r["seed"]):
@@ -35,9 +37,11 @@ def main(folder: str) -> None:
             fn = [h["neg_heldout_rate"] for h in hist
                   if h["epoch"] <= best and "neg_heldout_rate" in h]
             ok = best <= 0.8 * cap and len(hist) < cap
+            secs = [h["train_seconds"] for h in hist if "train_seconds" in h]
             print(f"| {r['method']} | {dataset} | {r['seed']} | {best} | {len(hist)} | {cap} | "
                   f"{'yes' if ok else 'NO'} | "
-                  f"{(sum(fn) / len(fn)) if fn else float('nan'):.4f} |")
+                  f"{(sum(fn) / len(fn)) if fn else float('nan'):.4f} | "
+                  f"{statistics.median(secs) if secs else float('nan'):.2f} |")
 
 
 if __name__ == "__main__":
