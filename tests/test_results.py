@@ -28,6 +28,8 @@ CASES = [  # (committed table, its result files, report options)
     ("reg-probe", ["reg-probe-results.jsonl", "presets-results.jsonl"],
      {"rows_by": ("method", "reg"), "proposed": None}),
     ("table2-tuned", ["table2-tuned-results.jsonl"], {"rows_by": ("method",)}),
+    ("new-methods-untuned", ["new-methods-untuned-results.jsonl"],
+     {"rows_by": ("variant",), "proposed": None}),
 ]
 
 
