@@ -32,8 +32,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .data import DataError
-
 BASE = 0.3e9  # Python + numpy + torch + scipy, imported
 LOAD_PER_ROW = 110
 SPLIT_PER_ROW = 26
@@ -129,6 +127,11 @@ def train_need(rows: int, n_train: int, n_users: int, n_items: int, dim: int,
     return Need(BASE + sum(parts.values()), parts)
 
 
+class NotEnoughMemory(MemoryError):
+    """Raised before the work starts when it would not fit (the CLI: exit 6, EXIT_ENV, as an
+    out-of-memory error during the work); the message says what it needs and what to change."""
+
+
 def _check(need: Need, what: str, hint: str, log: Callable[[str], None] | None) -> None:
     have = available()
     if have is None:
@@ -137,7 +140,7 @@ def _check(need: Need, what: str, hint: str, log: Callable[[str], None] | None) 
         src = ("SOFTBPR_MAX_MEMORY" if os.environ.get("SOFTBPR_MAX_MEMORY")
                else "available memory")
         parts = f" ({need.describe()})" if need.describe() else ""
-        raise DataError(f"{what} needs about {gb(need.total)} of memory{parts}, "
+        raise NotEnoughMemory(f"{what} needs about {gb(need.total)} of memory{parts}, "
                         f"more than the {gb(have)} of {src}; {hint}")
     if log is not None and need.total > 0.5 * have:
         log(f"memory: {what} needs about {gb(need.total)} of the {gb(have)} available")
@@ -145,7 +148,7 @@ def _check(need: Need, what: str, hint: str, log: Callable[[str], None] | None) 
 
 def check_load(path: str | Path, log: Callable[[str], None] | None = None) -> int:
     """Stop before parsing a delimited file that cannot be loaded here; returns the estimated
-    number of rows. Raises DataError naming the file, its size and what it would need."""
+    number of rows. Raises NotEnoughMemory naming the file, its size and what it would need."""
     rows, text = estimate_rows(path)
     _check(load_need(rows), f"{path}: loading about {rows:,} rows ({gb(text)} of text)",
            "load a sample of the users (e.g. `softbpr data prepare FILE --users N` on a machine "

@@ -130,6 +130,9 @@ def describe(e: BaseException) -> tuple[int, str]:
         return EXIT_FILE, os_error_text(e)
     if isinstance(e, ModuleNotFoundError) and not _our_import(e):
         return EXIT_ENV, str(e)
+    memory = sys.modules.get("softbpr.memory")
+    if memory is not None and isinstance(e, memory.NotEnoughMemory):  # checked before the work
+        return EXIT_ENV, str(e)
     if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":  # torch's (CUDA)
         return EXIT_ENV, (f"out of memory ({str(e).splitlines()[0] if str(e) else 'host'}); "
                           "use a smaller --batch-size or data, or a machine with more memory")
