@@ -59,7 +59,9 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(blocks, tmp_path, monkeyp
     calls = {"n": 0}
     real = tr.build_loss
 
-    class Flaky:
+    from softbpr.losses import Loss
+
+    class Flaky(Loss):  # a plug-in loss subclasses losses.Loss (docs/extending.md)
         def __init__(self, cfg):
             self.inner = real(cfg)
             self.alpha = self.inner.alpha
