@@ -142,3 +142,24 @@ def test_catalogue_beyond_the_bitmap_uses_sorted_keys():
     keys = set((u * n_items + i).tolist())
     want = np.array([int(a) * n_items + int(b) in keys for a, b in zip(qu, qi)])
     assert np.array_equal(got, want) and got[:100].all()
+
+
+def test_lightgcn_format_is_checked_too(tmp_path, monkeypatch):
+    """LightGCN files ('user item item ...') count (user, item) pairs, not lines: a folder's
+    train/valid/test files together, and stop before parsing when they cannot fit."""
+    from softbpr.split import load_split
+
+    rng = np.random.default_rng(0)
+    lines = [" ".join(map(str, [u, *rng.choice(5000, size=rng.integers(1, 60), replace=False)]))
+             for u in range(20_000)]
+    pairs = sum(len(x.split()) - 1 for x in lines)
+    (tmp_path / "train.txt").write_text("\n".join(lines[:15_000]) + "\n")
+    (tmp_path / "test.txt").write_text("\n".join(lines[15_000:]) + "\n")
+    (tmp_path / "user_list.txt").write_text("org_id remap_id\n" * 50_000)  # not pairs: ignored
+    rows = check_load(tmp_path, lightgcn=True)
+    assert abs(rows - pairs) < 0.02 * pairs
+    assert estimate_rows(tmp_path / "test.txt", lightgcn=True)[0] == sum(
+        len(x.split()) - 1 for x in lines[15_000:])  # a small file is counted exactly
+    monkeypatch.setenv("SOFTBPR_MAX_MEMORY", "10M")
+    with pytest.raises(NotEnoughMemory, match=r"loading about .* rows"):
+        load_split(_cfg(tmp_path), log=lambda s: None)

@@ -70,11 +70,14 @@ def gb(x: float) -> str:
     return f"{x / 1e6:,.0f} MB" if x >= 1e6 else f"{x / 1e3:,.0f} kB"
 
 
-def estimate_rows(path: str | Path, sample: int = 1 << 22) -> tuple[int, float]:
+def estimate_rows(path: str | Path, sample: int = 1 << 22, lightgcn: bool = False
+                  ) -> tuple[int, float]:
     """(rows, bytes of text) of a delimited file: its text size (for .gz: the compressed size x
     the compression ratio of its first `sample` bytes) divided by the bytes per line of a
     sample (plain files: sample / 4 bytes from the start, the middle and the end each, since
-    lines get longer as ids grow; .gz: the start). A file shorter than the sample is counted."""
+    lines get longer as ids grow; .gz: the start). A file shorter than the sample is counted.
+    lightgcn: lines are 'user item item ...', and a row is an (user, item) pair: the sample's
+    items (tokens minus lines) per byte instead of its lines."""
     path = Path(path)
     size = path.stat().st_size
     if path.suffix == ".gz":
@@ -82,23 +85,25 @@ def estimate_rows(path: str | Path, sample: int = 1 << 22) -> tuple[int, float]:
             text = fh.read(sample)
             used = raw.tell()  # compressed bytes read so far (the reader buffers ahead a bit)
         if len(text) < sample:  # the whole file was read
-            return text.count(b"\n") + (not text.endswith(b"\n") and bool(text)), float(
-                len(text))
+            return _rows(text, lightgcn), float(len(text))
         total = size * len(text) / max(used, 1)
     else:
         total = float(size)
         with open(path, "rb") as fh:
             if size <= sample:
-                text = fh.read()
-                return text.count(b"\n") + (not text.endswith(b"\n") and bool(text)), total
+                return _rows(fh.read(), lightgcn), total
             # lines get longer as ids grow: sample the start, the middle and the end
             parts = []
             for at in (0, (size - sample // 4) // 2, size - sample // 4):
                 fh.seek(at)
                 parts.append(fh.read(sample // 4))
             text = b"".join(parts)
-    lines = max(1, text.count(b"\n"))
-    return int(total / (len(text) / lines)), total
+    return int(total * max(1, _rows(text, lightgcn)) / max(1, len(text))), total
+
+
+def _rows(text: bytes, lightgcn: bool) -> int:
+    lines = text.count(b"\n") + (not text.endswith(b"\n") and bool(text))
+    return len(text.split()) - lines if lightgcn else lines
 
 
 @dataclass(frozen=True)
@@ -146,10 +151,19 @@ def _check(need: Need, what: str, hint: str, log: Callable[[str], None] | None) 
         log(f"memory: {what} needs about {gb(need.total)} of the {gb(have)} available")
 
 
-def check_load(path: str | Path, log: Callable[[str], None] | None = None) -> int:
-    """Stop before parsing a delimited file that cannot be loaded here; returns the estimated
-    number of rows. Raises NotEnoughMemory naming the file, its size and what it would need."""
-    rows, text = estimate_rows(path)
+def check_load(path: str | Path, log: Callable[[str], None] | None = None,
+               lightgcn: bool = False) -> int:
+    """Stop before parsing a delimited file (or, `lightgcn`, a LightGCN-format file or folder:
+    its .txt files together) that cannot be loaded here; returns the estimated number of rows.
+    Raises NotEnoughMemory naming the file, its size and what it would need."""
+    path = Path(path)
+    files = [path]
+    if path.is_dir():
+        files = [path / f for f in ("train.txt", "valid.txt", "test.txt") if (path / f).is_file()]
+    rows, text = 0, 0.0
+    for f in files:
+        r, t = estimate_rows(f, lightgcn=lightgcn)
+        rows, text = rows + r, text + t
     _check(load_need(rows), f"{path}: loading about {rows:,} rows ({gb(text)} of text)",
            "load a sample of the users (e.g. `softbpr data prepare FILE --users N` on a machine "
            "that can load it, or split the log by user beforehand) or use a machine with more "

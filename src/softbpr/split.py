@@ -321,6 +321,9 @@ def load_split(cfg, log: Callable[[str], None] = print) -> Split:
         if cfg.format == "auto" and path.is_file():
             log(f"{path.name}: lines 'user item item ...': read as the LightGCN format")
         split = cfg.split if cfg.split != "auto" else "given"
+        from .memory import check_load
+
+        check_load(path, log, lightgcn=True)  # stop early when it cannot be loaded here
         given = read_lightgcn(path)  # a folder, or a *train* file with its *test* sibling
         for msg in given.notes:
             log(msg)
