@@ -30,6 +30,8 @@ CASES = [  # (committed table, its result files, report options)
     ("table2-tuned", ["table2-tuned-results.jsonl"], {"rows_by": ("method",)}),
     ("new-methods-untuned", ["new-methods-untuned-results.jsonl"],
      {"rows_by": ("variant",), "proposed": None}),
+    ("lambda-tau", ["lambda-tau-results.jsonl"],
+     {"rows_by": ("method", "alpha", "reg"), "proposed": None}),
 ]
 
 
