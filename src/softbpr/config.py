@@ -193,9 +193,10 @@ class SamplerConfig(_Section):
     averages the M one-negative losses."""
     ahns_alpha: float = param(1.0, "ahns: α in the target score β·(ŷ_ui + α)^(p+1)", label="α_A")
     """ahns: the shift α of the positive score in AHNS's target β·(ŷ_ui + α)^(p+1) (reference
-    code default 1.0)."""
+    parser default 1.0, used for Amazon Phones/Tools; 0.1 on ML-1M, 0.5 on Sports)."""
     ahns_beta: float = param(0.1, "ahns: β in the target score β·(ŷ_ui + α)^(p+1)", label="β_A")
-    """ahns: the scale β of AHNS's target score (reference code default 0.1)."""
+    """ahns: the scale β of AHNS's target score (reference parser default 0.1;
+    0.4 on ML-1M)."""
     ahns_p: int = param(-2, "ahns: power p in the target score β·(ŷ_ui + α)^(p+1)", label="p_A")
     """ahns: the power p of AHNS's target β·(ŷ_ui + α)^(p+1) (an integer, as in the reference
     code; default -2: the target is β / (ŷ_ui + α))."""

@@ -21,7 +21,9 @@ class AHNSSampler(Sampler):
     Filtering" (AAAI 2024): a fixed hardness (DNS's arg-max) causes false positives early and
     false negatives late; the hardness of the negative should follow the positive's score. This
     is the rule of the reference code (Riwei-HEU/AHNS, `adaptive_negative_sampling`), with its
-    defaults: H = 32 (`--n_negs`), α = 1.0, β = 0.1, p = −2 (an integer, `type=int`), so the
+    parser defaults: H = 32 (`--n_negs`), α = 1.0, β = 0.1, p = −2 (an integer, `type=int`),
+    which its README uses for Amazon Phones and Tools; for ML-1M it runs α = 0.1, β = 0.4,
+    H = 16 and for Sports α = 0.5 (its backbone in all: MF, `--context_hops 0`). So the
     target is β / (ŷ_ui + α): the higher the positive scores, the *lower* the target — an
     easier negative for a pair the model already ranks well, a harder one for a poorly ranked
     positive. (ŷ_ui + α = 0 makes the target infinite: every candidate is equally far and the
