@@ -43,3 +43,21 @@ def test_committed_table_regenerates(tmp_path, name, files, opts):
     _, written = report([RESULTS / f for f in files], tmp_path / "t", **opts)
     csv = next(p for p in written if p.suffix == ".csv")
     assert csv.read_text() == committed.read_text()
+
+
+def test_gowalla_large_batch_table_regenerates(capsys):
+    """docs/large-data.md's equal-wall-time table is bench/equal_time.py's output on the
+    committed run directories."""
+    import importlib.util
+
+    runs = [RESULTS / "gowalla-large-batch" / r for r in ("b2048", "b16384")]
+    if not all((r / "history.jsonl").exists() for r in runs):
+        pytest.skip("docs/results/gowalla-large-batch is not committed (yet)")
+    path = Path(__file__).resolve().parents[1] / "bench" / "equal_time.py"
+    spec = importlib.util.spec_from_file_location("equal_time", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.main([str(r) for r in runs])
+    table = capsys.readouterr().out.strip().splitlines()
+    doc = (path.parents[1] / "docs" / "large-data.md").read_text()
+    assert len(table) == 4 and all(line in doc for line in table)

@@ -1,0 +1,55 @@
+"""Validation quality against wall time, from run directories: compare training regimes at equal
+time (e.g. the paper's batch of 2048 against a large-data mode with a larger batch).
+
+    python bench/equal_time.py RUN_DIR [RUN_DIR ...] [--metric recall@20] [--marks 5,10,15,20,25]
+
+For each run: its batch size and learning rate (config.json), the epochs done, the best
+validation value of `--metric` reached by each time mark (minutes of training + validation,
+summed from history.jsonl's train_seconds and eval_seconds, so start-up and data loading are
+left out), and the final test metrics (result.json) at its validation-best epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def curve(run: Path, metric: str) -> list[tuple[float, int, float]]:
+    """(cumulative minutes, epoch, best-so-far validation metric) after each validated epoch."""
+    out, t, best = [], 0.0, float("-inf")
+    for line in (run / "history.jsonl").read_text().splitlines():
+        h = json.loads(line)
+        t += h.get("train_seconds", 0.0) + h.get("eval_seconds", 0.0)
+        if metric in h.get("valid", {}):
+            best = max(best, h["valid"][metric])
+            out.append((t / 60, h["epoch"], best))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+")
+    ap.add_argument("--metric", default="recall@20")
+    ap.add_argument("--marks", default="5,10,15,20,25")
+    a = ap.parse_args(argv)
+    marks = [float(m) for m in a.marks.split(",")]
+    print(f"| run | batch | lr | epochs | s/epoch (train) | "
+          + " | ".join(f"valid {a.metric} by {m:g} min" for m in marks)
+          + f" | test {a.metric} | test ndcg@20 |")
+    print("|---|---:|---:|---:|---:|" + "---:|" * len(marks) + "---:|---:|")
+    for r in map(Path, a.runs):
+        cfg = json.loads((r / "config.json").read_text())
+        res = json.loads((r / "result.json").read_text())
+        hist = [json.loads(x) for x in (r / "history.jsonl").read_text().splitlines()]
+        c = curve(r, a.metric)
+        at = [max((v for t, _, v in c if t <= m), default=float("nan")) for m in marks]
+        sec = sorted(h["train_seconds"] for h in hist)[len(hist) // 2]
+        print(f"| {r.name} | {cfg['train']['batch_size']} | {cfg['train']['lr']:g} | "
+              f"{len(hist)} | {sec:.1f} | " + " | ".join(f"{v:.4f}" for v in at)
+              + f" | {res['test'][a.metric]:.4f} | {res['test']['ndcg@20']:.4f} |")
+
+
+if __name__ == "__main__":
+    main()
