@@ -12,6 +12,8 @@ all are timed under the same conditions on a shared machine; the median epoch is
 its sampling share and the ratio to DNS's. `--set key=value` overrides every method's config
 (e.g. n_negatives=64). `--sweep FILE` times the runs of a sweep file instead (its first seed;
 each named by its `method` bundle label, else its method): the cost of exactly what was compared.
+`--results FILE` times the point `softbpr report` chooses on validation for each method of a
+results.jsonl (e.g. docs/results/table2-tuned-all-results.jsonl): the cost of what was reported.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument("--sweep", help="time the runs of this sweep file (first seed)")
+    ap.add_argument("--results", help="time the validation-chosen point of each method in this "
+                                      "results.jsonl (e.g. a tuned study's; --dataset picks one)")
+    ap.add_argument("--dataset", default="ml-100k", help="with --results: which dataset's rows")
     args = ap.parse_args()
     over = {}
     for kv in args.set:
@@ -56,6 +61,18 @@ def main() -> None:
 
         specs = expand(load_sweep(args.sweep, seeds=[1], overrides={"device": "cpu", **over}))
         exps = {s.labels.get("method", s.exp.method): s.exp for s in specs}
+    elif args.results:
+        from softbpr.report import load_results, select
+
+        chosen = [c for (row, ds), c in select(load_results(Path(args.results))).items()
+                  if ds == args.dataset]
+        want = set(args.methods.split(",")) if args.methods != ",".join(METHODS) else None
+        exps = {}
+        for c in sorted(chosen, key=lambda c: str(c.row)):
+            r = c.runs[0]
+            if want is None or r["method"] in want:
+                cfg = {k: v for k, v in r["config"].items() if k != "method"}
+                exps[r["method"]] = load(overrides={**cfg, "device": "cpu", **over})
     else:
         exps = {}
         for m in args.methods.split(","):
