@@ -22,6 +22,7 @@ import argparse
 import json
 import platform
 import statistics
+import time
 from pathlib import Path
 
 import torch
@@ -62,13 +63,14 @@ def main() -> None:
         specs = expand(load_sweep(args.sweep, seeds=[1], overrides={"device": "cpu", **over}))
         exps = {s.labels.get("method", s.exp.method): s.exp for s in specs}
     elif args.results:
-        from softbpr.report import load_results, select
+        from softbpr.report import ORDER, load_results, select
 
         chosen = [c for (row, ds), c in select(load_results(Path(args.results))).items()
                   if ds == args.dataset]
         want = set(args.methods.split(",")) if args.methods != ",".join(METHODS) else None
         exps = {}
-        for c in sorted(chosen, key=lambda c: str(c.row)):
+        rank = {m: k for k, m in enumerate(ORDER)}
+        for c in sorted(chosen, key=lambda c: (rank.get(c.runs[0]["method"], -1), str(c.row))):
             r = c.runs[0]
             if want is None or r["method"] in want:
                 cfg = {k: v for k, v in r["config"].items() if k != "method"}
@@ -86,13 +88,17 @@ def main() -> None:
     parts = {}
     for m in methods:
         parts[m] = build_parts(exps[m], split, Dist(), torch.device("cpu"))
+        parts[m].sampler.on_epoch_start(0)  # the sampler's epoch hook (GANs: generator step)
         train_one_epoch(parts[m])  # warm-up epoch (allocator, first-touch)
     times = {m: [] for m in methods}
     sample = {m: [] for m in methods}
-    for _ in range(args.epochs):
+    for epoch in range(1, args.epochs + 1):
         for m in methods:
+            t0 = time.perf_counter()
+            parts[m].sampler.on_epoch_start(epoch)  # counted: part of the method's epoch
+            hook = time.perf_counter() - t0
             st = train_one_epoch(parts[m])
-            times[m].append(st["train_seconds"])
+            times[m].append(st["train_seconds"] + hook)
             sample[m].append(st["sample_seconds"])
     ref = statistics.median(times["dns"]) if "dns" in times else None  # (by label)
     rows = []

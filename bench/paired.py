@@ -1,0 +1,49 @@
+"""Paired two-sided t-tests over seeds between methods' validation-chosen points.
+
+    python bench/paired.py docs/results/table2-tuned-all-results.jsonl softmax-rho:dns sl:rns ...
+
+Each A:B compares method A's chosen point (the one `softbpr report` picks on validation, per
+dataset) with B's on the test metrics, over the seeds both have (scipy.stats.ttest_rel).
+--dataset picks the dataset (default: every dataset both have).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from scipy.stats import ttest_rel
+
+from softbpr.report import load_results, select
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("results")
+    ap.add_argument("pairs", nargs="+", metavar="A:B")
+    ap.add_argument("--metrics", default="recall@50,ndcg@50")
+    ap.add_argument("--dataset")
+    a = ap.parse_args(argv)
+    chosen = {}
+    for (_, ds), c in select(load_results(Path(a.results))).items():
+        chosen[(c.runs[0]["method"], ds)] = c
+    datasets = sorted({ds for _, ds in chosen} if a.dataset is None else {a.dataset})
+    for pair in a.pairs:
+        m1, _, m2 = pair.partition(":")
+        for ds in datasets:
+            if (m1, ds) not in chosen or (m2, ds) not in chosen:
+                continue
+            parts = []
+            for k in a.metrics.split(","):
+                x = {r["seed"]: r["test"][k] for r in chosen[(m1, ds)].runs}
+                y = {r["seed"]: r["test"][k] for r in chosen[(m2, ds)].runs}
+                s = sorted(set(x) & set(y))
+                xs, ys = [x[i] for i in s], [y[i] for i in s]
+                p = ttest_rel(xs, ys).pvalue if len(s) > 1 else float("nan")
+                parts.append(f"{k} {sum(xs) / len(s):.4f} vs {sum(ys) / len(s):.4f} "
+                             f"({(sum(xs) / sum(ys) - 1) * 100:+.1f}%, p={p:.2g}, n={len(s)})")
+            print(f"{ds} {m1} vs {m2}: " + "; ".join(parts))
+
+
+if __name__ == "__main__":
+    main()
