@@ -236,8 +236,8 @@ def test_new_presets_through_the_cli_sweep_report_and_plot(tmp_path, capsys):
     assert main(["sweep", str(sweep)]) == 0
     assert main(["report", str(tmp_path / "sw")]) == 0
     report = (tmp_path / "sw" / "report.md").read_text()
-    for m in ("ahns", "sl", "psl"):
-        assert m in report
+    for m in ("AHNS", "SL", "PSL"):  # report.DISPLAY names
+        assert f"| {m} |" in report
     pytest.importorskip("matplotlib")
     assert main(["plot", str(tmp_path / "sw"), "--out", str(tmp_path / "plots")]) == 0
     assert any((tmp_path / "plots").iterdir())
