@@ -153,16 +153,19 @@ def _check(need: Need, what: str, hint: str, log: Callable[[str], None] | None) 
 
 def check_load(path: str | Path, log: Callable[[str], None] | None = None,
                lightgcn: bool = False) -> int:
-    """Stop before parsing a delimited file (or, `lightgcn`, a LightGCN-format file or folder:
-    its .txt files together) that cannot be loaded here; returns the estimated number of rows.
+    """Stop before parsing a delimited file (or, `lightgcn`, a LightGCN-format dataset: the
+    files `readers.lightgcn_files` finds, together) that cannot be loaded here; returns the
+    estimated number of rows.
     Raises NotEnoughMemory naming the file, its size and what it would need."""
+    from .readers import lightgcn_files, reading
+
     path = Path(path)
-    files = [path]
-    if path.is_dir():
-        files = [path / f for f in ("train.txt", "valid.txt", "test.txt") if (path / f).is_file()]
+    # lightgcn: the files read_lightgcn will read (a folder's, or a *train* file's siblings)
+    files = list(lightgcn_files(path).values()) if lightgcn else [path]
     rows, text = 0, 0.0
     for f in files:
-        r, t = estimate_rows(f, lightgcn=lightgcn)
+        with reading(f):  # a truncated .gz: the reader's one-line DataError
+            r, t = estimate_rows(f, lightgcn=lightgcn)
         rows, text = rows + r, text + t
     _check(load_need(rows), f"{path}: loading about {rows:,} rows ({gb(text)} of text)",
            "load a sample of the users (e.g. `softbpr data prepare FILE --users N` on a machine "
