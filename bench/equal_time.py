@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--marks", default="5,10,15,20,25")
     a = ap.parse_args(argv)
     marks = [float(m) for m in a.marks.split(",")]
-    print(f"| run | batch | lr | epochs | s/epoch (train) | "
+    print("| run | batch | lr | epochs | s/epoch (train) | "
           + " | ".join(f"valid {a.metric} by {m:g} min" for m in marks)
           + f" | test {a.metric} | test ndcg@20 |")
     print("|---|---:|---:|---:|---:|" + "---:|" * len(marks) + "---:|---:|")

@@ -12,7 +12,8 @@ import pytest
 
 from softbpr.report import report
 
-RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "results"
 
 CASES = [  # (committed table, its result files, report options)
     ("presets", ["presets-results.jsonl"], {}),
@@ -47,39 +48,39 @@ def test_committed_table_regenerates(tmp_path, name, files, opts):
     assert csv.read_text() == committed.read_text()
 
 
+def _bench(name: str):
+    """bench/<name>.py as a module (the bench scripts are not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def test_gowalla_large_batch_table_regenerates(capsys):
     """docs/large-data.md's equal-wall-time table is bench/equal_time.py's output on the
     committed run directories."""
-    import importlib.util
-
     runs = [RESULTS / "gowalla-large-batch" / r for r in ("b2048", "b16384")]
     if not all((r / "history.jsonl").exists() for r in runs):
         pytest.skip("docs/results/gowalla-large-batch is not committed (yet)")
-    path = Path(__file__).resolve().parents[1] / "bench" / "equal_time.py"
-    spec = importlib.util.spec_from_file_location("equal_time", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    mod.main([str(r) for r in runs])
+    _bench("equal_time").main([str(r) for r in runs])
     table = capsys.readouterr().out.strip().splitlines()
-    doc = (path.parents[1] / "docs" / "large-data.md").read_text()
+    doc = (ROOT / "docs" / "large-data.md").read_text()
     assert len(table) == 4 and all(line in doc for line in table)
 
 
 def test_paired_tests_regenerate(capsys):
     """The paired t-tests quoted in docs/results/README.md are bench/paired.py's output on the
     committed results (ml-100k: the all-methods study; tmall: the Tmall study)."""
-    import importlib.util
     import re
 
     doc = (RESULTS / "README.md").read_text()
     files = {"ml-100k": "table2-tuned-all-results.jsonl", "tmall": "table2-tuned-tmall-results.jsonl"}
-    path = Path(__file__).resolve().parents[1] / "bench" / "paired.py"
-    spec = importlib.util.spec_from_file_location("paired", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _bench("paired")
     checked = 0
     for ds, name in files.items():
-        lines = re.findall(rf"^{re.escape(ds)} \S+ vs \S+: .*$", doc, flags=re.M)
+        lines = re.findall(rf"^{re.escape(ds)} \S+ vs \S+: .*$", doc, flags=re.MULTILINE)
         if not (RESULTS / name).exists() or not lines:
             continue
         pairs = [re.match(rf"{re.escape(ds)} (\S+) vs (\S+):", ln).groups() for ln in lines]
