@@ -8,8 +8,7 @@ import torch
 
 from softbpr.config import LossConfig
 from softbpr.losses import build_loss, l2_penalty
-from softbpr.losses.pairwise import sampled_scores
-from softbpr.models import Embeddings
+from softbpr.models import Embeddings, sampled_scores
 from softbpr.samplers.base import Negatives
 from softbpr.trainer import _negative_ego
 

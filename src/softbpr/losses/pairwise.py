@@ -37,28 +37,6 @@ if TYPE_CHECKING:  # config imports the registry: no import at run time
     from ..samplers.base import Negatives
 
 
-def sampled_scores(u: torch.Tensor, table: torch.Tensor, items: torch.Tensor,
-                   cosine: bool = False) -> torch.Tensor:
-    """s[b, m] = <u[b], table[items[b, m]]> (cosine: divided by |table[items[b, m]]|, u being
-    normalised by the caller), with gradients to u and table; u [B, d], table [I, d], items
-    int64 [B, M] -> [B, M].
-
-    The same values as gathering the [B, M, d] rows, without the passes over them that a
-    gather, a per-row norm and their backward make (M in the hundreds: each pass is B·M·d
-    floats). The norms are the table's rows' norms, gathered. When the catalogue is small
-    next to M (I <= models.DENSE_SCORES_RATIO·M), the scores are one [B, I] product and a gather:
-    measured (1 thread, B 2048, d 64) ml-100k's 1,682 items, M 128: 29 ms a step instead of
-    134 (gathered rows) and 286 (rows and their norms); M 32: 17 ms gathered, 23 dense."""
-    M = items.shape[1]
-    if table.shape[0] <= models.DENSE_SCORES_RATIO * M:
-        s = (u @ table.T).gather(1, items)  # [B, I] -> [B, M]
-    else:
-        s = torch.bmm(F.embedding(items, table), u.unsqueeze(2)).squeeze(2)
-    if cosine:  # as F.normalize (eps 1e-12)
-        s = s / table.norm(dim=1).clamp_min(1e-12)[items]
-    return s
-
-
 def score_gap(u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
     """ŷ_ui − ŷ_uj: u, pos [B, d], neg [B, d] -> [B]; neg [B, M, d] -> [B, M]."""
     s_pos = (u * pos).sum(-1)  # [B]
@@ -263,8 +241,8 @@ class SoftmaxBPR(Loss):
     def batch_loss(self, u, pos, neg, table):
         if neg.items is None or neg.items.dim() != 2:
             return self(u, pos, neg.emb)
-        return self._from_gap((u * pos).sum(-1, keepdim=True) - sampled_scores(u, table,
-                                                                               neg.items))
+        s_neg = models.sampled_scores(u, table, neg.items)  # [B, M]
+        return self._from_gap((u * pos).sum(-1, keepdim=True) - s_neg)
 
     def _from_gap(self, gap: torch.Tensor) -> torch.Tensor:
         z = -F.logsigmoid(gap if gap.dim() == 2 else gap.unsqueeze(1))  # [B, N]

@@ -41,7 +41,8 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from .pairwise import Loss, sampled_scores
+from ..models import sampled_scores
+from .pairwise import Loss
 
 if TYPE_CHECKING:
     from ..config import LossConfig
