@@ -11,6 +11,10 @@ replay reports, per study, the epochs the tuning would have trained, the trials 
 pruned, and the point it would have chosen, against the grid's own epochs and choice. Check it
 first against a real tuning with the same settings (its epochs and choices must match), then
 read other settings as what they would have done on these curves (not as new measurements).
+
+Where the grid folder also holds other seeds of a replayed choice and of the grid's own choice
+(`softbpr sweep FILE --out GRID --seeds 2,3 --only ...`), the last columns compare their valid
+metric over the seeds both have: the two means and a paired two-sided t-test.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from softbpr.report import load_results, paired_test
 from softbpr.rundir import RunDir
 from softbpr.sweep import expand, load_sweep
 from softbpr.tune import TuneOptions, budget_attrs, groups, make_pruner, make_sampler
@@ -68,9 +73,29 @@ def replay(file: str, grid: str, opts: TuneOptions) -> list[dict]:
                 used += len(hist)
                 study.tell(trial, best)
         best = study.best_trial
+        grid_best = max(g.specs, key=lambda s: max(
+            (r["valid"][metric] for r in RunDir(sw.out / "runs" / s.name).read_history()
+             if metric in r.get("valid", {})), default=-math.inf))
         out.append({"study": g.name, "trials": n, "pruned": len(pruned), "epochs": used,
-                    "grid_epochs": grid_epochs, "choice": best.params, "valid": best.value})
+                    "grid_epochs": grid_epochs, "choice": best.params, "valid": best.value,
+                    "seeds": over_seeds(grid, metric, g.lookup(best.params).name,
+                                        grid_best.name)})
     return out
+
+
+def over_seeds(grid: str, metric: str, choice: str, grid_choice: str) -> str:
+    """'mean vs grid's mean (p, n)' of valid `metric` over the seeds that the grid folder holds
+    for both runs' points (run names: the seed-1 run directories); '' with fewer than 2."""
+    rows = load_results(grid)
+    point = {Path(r["run"]).name: r["point_id"] for r in rows}
+    vals = [{r["seed"]: r["valid"][metric] for r in rows if r["point_id"] == point.get(run)}
+            for run in (choice, grid_choice)]
+    p, n = paired_test(*vals)
+    if n < 2:
+        return ""
+    seeds = sorted(set(vals[0]) & set(vals[1]))
+    m = [sum(v[s] for s in seeds) / n for v in vals]
+    return f"{m[0]:.4f} vs {m[1]:.4f} (p={'n/a' if p is None else f'{p:.2g}'}, n={n})"
 
 
 def main(argv=None) -> int:
@@ -86,12 +111,14 @@ def main(argv=None) -> int:
     opts = TuneOptions("grid", a.pruner, 0, None, a.min_epochs, a.startup_trials,
                        a.reduction_factor, a.sampler_seed)
     rows = replay(a.file, a.grid, opts)
-    print("| study | trials (pruned) | epochs | grid epochs | ratio | choice | valid |")
-    print("|---|---:|---:|---:|---:|---|---:|")
+    print("| study | trials (pruned) | epochs | grid epochs | ratio | choice | valid | "
+          "over seeds: choice vs grid's |")
+    print("|---|---:|---:|---:|---:|---|---:|---|")
     for r in rows:
         print(f"| {r['study']} | {r['trials']} ({r['pruned']}) | {r['epochs']} | "
               f"{r['grid_epochs']} | {r['epochs'] / r['grid_epochs']:.2f} | "
-              f"{' '.join(f'{k}={v}' for k, v in r['choice'].items())} | {r['valid']:.4f} |")
+              f"{' '.join(f'{k}={v}' for k, v in r['choice'].items())} | {r['valid']:.4f} | "
+              f"{r['seeds']} |")
     e, ge = sum(r["epochs"] for r in rows), sum(r["grid_epochs"] for r in rows)
     print(f"\nall: {e} of the grid's {ge} epochs ({e / ge:.2f})")
     return 0
