@@ -89,3 +89,15 @@ def test_paired_tests_regenerate(capsys):
         checked += 1
     if not checked:
         pytest.skip("no paired tests quoted with their results committed")
+
+
+def test_tune_vs_grid_tables_regenerate(capsys):
+    """docs/results/tune-ml100k.md's tables are bench/tune_vs_grid.py's output on the committed
+    result files, line for line."""
+    files = [RESULTS / f"tune-ml100k{s}-results.jsonl" for s in ("", "-grid")]
+    if not all(f.exists() for f in files):
+        pytest.skip("the tune-ml100k results are not committed (yet)")
+    _bench("tune_vs_grid").main([str(f) for f in files])
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.strip()]
+    doc = (RESULTS / "tune-ml100k.md").read_text().splitlines()
+    assert len(lines) > 5 and all(ln in doc for ln in lines)
