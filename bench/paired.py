@@ -4,7 +4,9 @@
 
 Each A:B compares method A's chosen point (the one `softbpr report` picks on validation, per
 dataset) with B's on the test metrics, over the seeds both have (scipy.stats.ttest_rel).
---dataset picks the dataset (default: every dataset both have).
+--dataset picks the dataset (default: every dataset both have). --rows groups by other config
+keys than the method, as `softbpr report --rows`; a row is then named by its values joined by
+"/", e.g. `--rows n_negatives,tau 256/0.05:32/0.05`.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("pairs", nargs="+", metavar="A:B")
     ap.add_argument("--metrics", default="recall@50,ndcg@50")
     ap.add_argument("--dataset")
+    ap.add_argument("--rows", default="method", help="config keys of a row (default: method)")
     a = ap.parse_args(argv)
     chosen = {}
-    for (_, ds), c in select(load_results(Path(a.results))).items():
-        chosen[(c.runs[0]["method"], ds)] = c
+    rows_by = tuple(a.rows.split(","))
+    for (row, ds), c in select(load_results(Path(a.results)), rows_by=rows_by).items():
+        chosen[("/".join(f"{v:g}" if isinstance(v, float) else str(v) for v in row), ds)] = c
     datasets = sorted({ds for _, ds in chosen} if a.dataset is None else {a.dataset})
     for pair in a.pairs:
         m1, _, m2 = pair.partition(":")

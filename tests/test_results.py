@@ -33,6 +33,8 @@ CASES = [  # (committed table, its result files, report options)
      {"rows_by": ("variant",), "proposed": None}),
     ("table2-tuned-all", ["table2-tuned-all-results.jsonl"], {"rows_by": ("method",)}),
     ("table2-tuned-tmall", ["table2-tuned-tmall-results.jsonl"], {"rows_by": ("method",)}),
+    ("sl-negatives", ["sl-negatives-results.jsonl"],
+     {"rows_by": ("n_negatives", "tau"), "proposed": None}),
     ("lambda-tau", ["lambda-tau-results.jsonl"],
      {"rows_by": ("method", "alpha", "reg"), "proposed": None}),
 ]
@@ -80,10 +82,10 @@ def test_paired_tests_regenerate(capsys):
     mod = _bench("paired")
     checked = 0
     for ds, name in files.items():
-        lines = re.findall(rf"^{re.escape(ds)} \S+ vs \S+: .*$", doc, flags=re.MULTILINE)
+        lines = re.findall(rf"^{re.escape(ds)} [\w-]+ vs [\w-]+: .*$", doc, flags=re.MULTILINE)
         if not (RESULTS / name).exists() or not lines:
             continue
-        pairs = [re.match(rf"{re.escape(ds)} (\S+) vs (\S+):", ln).groups() for ln in lines]
+        pairs = [re.match(rf"{re.escape(ds)} ([\w-]+) vs ([\w-]+):", ln).groups() for ln in lines]
         mod.main([str(RESULTS / name), *[f"{a}:{b}" for a, b in pairs]])
         assert capsys.readouterr().out.strip().splitlines() == lines
         checked += 1
@@ -101,3 +103,19 @@ def test_tune_vs_grid_tables_regenerate(capsys):
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.strip()]
     doc = (RESULTS / "tune-ml100k.md").read_text().splitlines()
     assert len(lines) > 5 and all(ln in doc for ln in lines)
+
+
+def test_sl_negatives_paired_tests_regenerate(capsys):
+    """The SL probe's paired tests in docs/results/README.md (rows named M/τ) are
+    bench/paired.py's output on the committed results."""
+    import re
+
+    name = RESULTS / "sl-negatives-results.jsonl"
+    doc = (RESULTS / "README.md").read_text()
+    lines = re.findall(r"^ml-100k \d+/[\d.]+ vs \d+/[\d.]+: .*$", doc, flags=re.MULTILINE)
+    if not name.exists() or not lines:
+        pytest.skip("the SL probe is not committed (yet)")
+    pairs = [re.match(r"ml-100k (\S+) vs (\S+):", ln).groups() for ln in lines]
+    _bench("paired").main([str(name), "--rows", "n_negatives,tau",
+                           *[f"{a}:{b}" for a, b in pairs]])
+    assert capsys.readouterr().out.strip().splitlines() == lines
