@@ -35,6 +35,8 @@ CASES = [  # (committed table, its result files, report options)
     ("table2-tuned-tmall", ["table2-tuned-tmall-results.jsonl"], {"rows_by": ("method",)}),
     ("sl-negatives", ["sl-negatives-results.jsonl"],
      {"rows_by": ("n_negatives", "tau"), "proposed": None}),
+    ("figs-ml100k", ["figs-ml100k-results.jsonl"],
+     {"rows_by": ("method", "pool_size"), "proposed": None}),
     ("lambda-tau", ["lambda-tau-results.jsonl"],
      {"rows_by": ("method", "alpha", "reg"), "proposed": None}),
 ]
@@ -105,17 +107,21 @@ def test_tune_vs_grid_tables_regenerate(capsys):
     assert len(lines) > 5 and all(ln in doc for ln in lines)
 
 
-def test_sl_negatives_paired_tests_regenerate(capsys):
-    """The SL probe's paired tests in docs/results/README.md (rows named M/τ) are
-    bench/paired.py's output on the committed results."""
+@pytest.mark.parametrize("name,rows,pattern", [
+    ("sl-negatives-results.jsonl", "n_negatives,tau", r"\d+/[\d.]+"),
+    ("figs-ml100k-results.jsonl", "method,pool_size", r"[a-z-]+/\d+"),
+])
+def test_keyed_paired_tests_regenerate(capsys, name, rows, pattern):
+    """The paired tests in docs/results/README.md between rows keyed by config values (named
+    "v1/v2", e.g. SL's M/τ or a method/H) are bench/paired.py --rows output on the committed
+    results."""
     import re
 
-    name = RESULTS / "sl-negatives-results.jsonl"
     doc = (RESULTS / "README.md").read_text()
-    lines = re.findall(r"^ml-100k \d+/[\d.]+ vs \d+/[\d.]+: .*$", doc, flags=re.MULTILINE)
-    if not name.exists() or not lines:
-        pytest.skip("the SL probe is not committed (yet)")
+    lines = re.findall(rf"^ml-100k {pattern} vs {pattern}: .*$", doc, flags=re.MULTILINE)
+    if not (RESULTS / name).exists() or not lines:
+        pytest.skip(f"{name} is not committed (yet)")
     pairs = [re.match(r"ml-100k (\S+) vs (\S+):", ln).groups() for ln in lines]
-    _bench("paired").main([str(name), "--rows", "n_negatives,tau",
+    _bench("paired").main([str(RESULTS / name), "--rows", rows,
                            *[f"{a}:{b}" for a, b in pairs]])
     assert capsys.readouterr().out.strip().splitlines() == lines
