@@ -37,6 +37,8 @@ CASES = [  # (committed table, its result files, report options)
      {"rows_by": ("n_negatives", "tau"), "proposed": None}),
     ("figs-ml100k", ["figs-ml100k-results.jsonl"],
      {"rows_by": ("method", "pool_size"), "proposed": None}),
+    ("fig3cd-ml100k", ["fig3cd-ml100k-results.jsonl"],
+     {"rows_by": ("method", "alpha"), "proposed": None}),
     ("lambda-tau", ["lambda-tau-results.jsonl"],
      {"rows_by": ("method", "alpha", "reg"), "proposed": None}),
 ]
@@ -109,7 +111,8 @@ def test_tune_vs_grid_tables_regenerate(capsys):
 
 @pytest.mark.parametrize("name,rows,pattern", [
     ("sl-negatives-results.jsonl", "n_negatives,tau", r"\d+/[\d.]+"),
-    ("figs-ml100k-results.jsonl", "method,pool_size", r"[a-z-]+/\d+"),
+    ("figs-ml100k-results.jsonl", "method,pool_size", r"(?:rns|dns|sdns|mixgcf)/\d+"),
+    ("fig3cd-ml100k-results.jsonl", "method,alpha", r"sdns-mix/[\d.]+"),
 ])
 def test_keyed_paired_tests_regenerate(capsys, name, rows, pattern):
     """The paired tests in docs/results/README.md between rows keyed by config values (named
