@@ -3,7 +3,7 @@
     python bench/paired.py docs/results/table2-tuned-all-results.jsonl softmax-rho:dns sl:rns ...
 
 Each A:B compares method A's chosen point (the one `softbpr report` picks on validation, per
-dataset) with B's on the test metrics, over the seeds both have (scipy.stats.ttest_rel).
+dataset) with B's on the test metrics, over the seeds both have (report.paired_test).
 --dataset picks the dataset (default: every dataset both have). --rows groups by other config
 keys than the method, as `softbpr report --rows`; a row is then named by its values joined by
 "/", e.g. `--rows n_negatives,tau 256/0.05:32/0.05`.
@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from scipy.stats import ttest_rel
-
-from softbpr.report import load_results, select
+from softbpr.report import load_results, paired_test, select
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -43,7 +41,8 @@ def main(argv: list[str] | None = None) -> None:
                 y = {r["seed"]: r["test"][k] for r in chosen[(m2, ds)].runs}
                 s = sorted(set(x) & set(y))
                 xs, ys = [x[i] for i in s], [y[i] for i in s]
-                p = ttest_rel(xs, ys).pvalue if len(s) > 1 else float("nan")
+                p = paired_test(x, y)[0]
+                p = float("nan") if p is None else p
                 parts.append(f"{k} {sum(xs) / len(s):.4f} vs {sum(ys) / len(s):.4f} "
                              f"({(sum(xs) / sum(ys) - 1) * 100:+.1f}%, p={p:.2g}, n={len(s)})")
             print(f"{ds} {m1} vs {m2}: " + "; ".join(parts))

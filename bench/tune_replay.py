@@ -38,6 +38,7 @@ def replay(file: str, grid: str, opts: TuneOptions) -> list[dict]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sw = load_sweep(file, out=grid)
     seed = opts.seed if opts.seed is not None else sw.seeds[0]
+    results = load_results(grid)
     out = []
     for g in groups(expand(sw), seed):
         metric = g.specs[0].exp.eval.metric
@@ -45,15 +46,15 @@ def replay(file: str, grid: str, opts: TuneOptions) -> list[dict]:
                                     pruner=make_pruner(opts, min(s.exp.train.eval_every
                                                                  for s in g.specs)))
         n = budget_attrs(opts, g, sw, seed)["trials"]
-        used = grid_epochs = 0
+        used = 0
         pruned = []
-        for s in g.specs:
-            grid_epochs += RunDir(sw.out / "runs" / s.name).n_epochs()
+        hists = {s.name: RunDir(sw.out / "runs" / s.name).read_history() for s in g.specs}
+        grid_epochs = sum(len(h) for h in hists.values())
         for _ in range(n):
             trial = study.ask()
             params = {k: trial.suggest_categorical(k, v) for k, v in g.space.items()}
             spec = g.lookup(params)
-            hist = RunDir(sw.out / "runs" / spec.name).read_history()
+            hist = hists[spec.name]
             if not hist:
                 raise FileNotFoundError(f"{sw.out / 'runs' / spec.name}: no history (run the "
                                         "grid first)")
@@ -73,20 +74,20 @@ def replay(file: str, grid: str, opts: TuneOptions) -> list[dict]:
                 used += len(hist)
                 study.tell(trial, best)
         best = study.best_trial
-        grid_best = max(g.specs, key=lambda s: max(
-            (r["valid"][metric] for r in RunDir(sw.out / "runs" / s.name).read_history()
-             if metric in r.get("valid", {})), default=-math.inf))
+        grid_best = max(hists, key=lambda name: max(
+            (r["valid"][metric] for r in hists[name] if metric in r.get("valid", {})),
+            default=-math.inf))
         out.append({"study": g.name, "trials": n, "pruned": len(pruned), "epochs": used,
                     "grid_epochs": grid_epochs, "choice": best.params, "valid": best.value,
-                    "seeds": over_seeds(grid, metric, g.lookup(best.params).name,
-                                        grid_best.name)})
+                    "seeds": over_seeds(results, metric, g.lookup(best.params).name,
+                                        grid_best)})
     return out
 
 
-def over_seeds(grid: str, metric: str, choice: str, grid_choice: str) -> str:
-    """'mean vs grid's mean (p, n)' of valid `metric` over the seeds that the grid folder holds
-    for both runs' points (run names: the seed-1 run directories); '' with fewer than 2."""
-    rows = load_results(grid)
+def over_seeds(rows: list[dict], metric: str, choice: str, grid_choice: str) -> str:
+    """'mean vs grid's mean (p, n)' of valid `metric` over the seeds that the grid folder's
+    result rows hold for both runs' points (run names: the seed-1 run directories); '' with
+    fewer than 2."""
     point = {Path(r["run"]).name: r["point_id"] for r in rows}
     vals = [{r["seed"]: r["valid"][metric] for r in rows if r["point_id"] == point.get(run)}
             for run in (choice, grid_choice)]

@@ -76,27 +76,6 @@ def test_gowalla_large_batch_table_regenerates(capsys):
     assert len(table) == 4 and all(line in doc for line in table)
 
 
-def test_paired_tests_regenerate(capsys):
-    """The paired t-tests quoted in docs/results/README.md are bench/paired.py's output on the
-    committed results (ml-100k: the all-methods study; tmall: the Tmall study)."""
-    import re
-
-    doc = (RESULTS / "README.md").read_text()
-    files = {"ml-100k": "table2-tuned-all-results.jsonl", "tmall": "table2-tuned-tmall-results.jsonl"}
-    mod = _bench("paired")
-    checked = 0
-    for ds, name in files.items():
-        lines = re.findall(rf"^{re.escape(ds)} [\w-]+ vs [\w-]+: .*$", doc, flags=re.MULTILINE)
-        if not (RESULTS / name).exists() or not lines:
-            continue
-        pairs = [re.match(rf"{re.escape(ds)} ([\w-]+) vs ([\w-]+):", ln).groups() for ln in lines]
-        mod.main([str(RESULTS / name), *[f"{a}:{b}" for a, b in pairs]])
-        assert capsys.readouterr().out.strip().splitlines() == lines
-        checked += 1
-    if not checked:
-        pytest.skip("no paired tests quoted with their results committed")
-
-
 def test_tune_vs_grid_tables_regenerate(capsys):
     """docs/results/tune-ml100k.md's tables are bench/tune_vs_grid.py's output on the committed
     result files, line for line."""
@@ -109,22 +88,24 @@ def test_tune_vs_grid_tables_regenerate(capsys):
     assert len(lines) > 5 and all(ln in doc for ln in lines)
 
 
-@pytest.mark.parametrize("name,rows,pattern", [
-    ("sl-negatives-results.jsonl", "n_negatives,tau", r"\d+/[\d.]+"),
-    ("figs-ml100k-results.jsonl", "method,pool_size", r"(?:rns|dns|sdns|mixgcf)/\d+"),
-    ("fig3cd-ml100k-results.jsonl", "method,alpha", r"sdns-mix/[\d.]+"),
+@pytest.mark.parametrize("ds,name,rows,pattern", [
+    ("ml-100k", "table2-tuned-all-results.jsonl", "method", r"[\w-]+"),
+    ("tmall", "table2-tuned-tmall-results.jsonl", "method", r"[\w-]+"),
+    ("ml-100k", "sl-negatives-results.jsonl", "n_negatives,tau", r"\d+/[\d.]+"),
+    ("ml-100k", "figs-ml100k-results.jsonl", "method,pool_size", r"(?:rns|dns|sdns|mixgcf)/\d+"),
+    ("ml-100k", "fig3cd-ml100k-results.jsonl", "method,alpha", r"sdns-mix/[\d.]+"),
 ])
-def test_keyed_paired_tests_regenerate(capsys, name, rows, pattern):
-    """The paired tests in docs/results/README.md between rows keyed by config values (named
-    "v1/v2", e.g. SL's M/τ or a method/H) are bench/paired.py --rows output on the committed
-    results."""
+def test_paired_tests_regenerate(capsys, ds, name, rows, pattern):
+    """The paired t-tests quoted in docs/results/README.md ("<dataset> A vs B: ...", A and B a
+    method or, for rows keyed by config values, "v1/v2" such as SL's M/τ or a method/H) are
+    bench/paired.py's output on the committed results."""
     import re
 
     doc = (RESULTS / "README.md").read_text()
-    lines = re.findall(rf"^ml-100k {pattern} vs {pattern}: .*$", doc, flags=re.MULTILINE)
+    lines = re.findall(rf"^{re.escape(ds)} {pattern} vs {pattern}: .*$", doc, flags=re.MULTILINE)
     if not (RESULTS / name).exists() or not lines:
-        pytest.skip(f"{name} is not committed (yet)")
-    pairs = [re.match(r"ml-100k (\S+) vs (\S+):", ln).groups() for ln in lines]
+        pytest.skip(f"{name}: no paired tests quoted with their results committed")
+    pairs = [re.match(rf"{re.escape(ds)} (\S+) vs (\S+):", ln).groups() for ln in lines]
     _bench("paired").main([str(RESULTS / name), "--rows", rows,
                            *[f"{a}:{b}" for a, b in pairs]])
     assert capsys.readouterr().out.strip().splitlines() == lines
