@@ -199,6 +199,68 @@ def test_in_batch_duplicates_of_the_positive_can_be_dropped(name):
     assert loss.item() == 0.0 and torch.isfinite(same.grad).all() and torch.isfinite(u.grad).all()
 
 
+@pytest.mark.parametrize("name", ["sl", "bsl", "psl"])
+@pytest.mark.parametrize("negatives", ["in_batch", "both"])
+def test_logq_correction_by_hand(name, negatives):
+    """correction = logq: each in-batch negative's logit gets − ln q_j, q_j = n_j / N of the
+    item of that other row; the sampled negatives (both) get nothing. Checked as the same loss
+    whose logits are shifted by hand, and against SL written out for one row."""
+    u, p, n = leaves(21, B=4)
+    items = torch.tensor([0, 2, 0, 1])  # item of each row (rows 0 and 2 the same item)
+    counts = torch.tensor([6, 3, 1, 0])  # N = 10
+    cfg = {"name": name, "negatives": negatives, "tau": 0.3}
+    plain = build_loss(LossConfig(**cfg))
+    corr = build_loss(LossConfig(**cfg, correction="logq"))
+    corr.setup(counts)
+    lq = torch.log(torch.tensor([0.6, 0.3, 0.1], dtype=torch.float64))[items]  # [B]
+    s_pos, d, keep, shift = plain.score_diffs(u, p, n)
+    assert shift is None
+    hand_shift = -lq.unsqueeze(0).expand(4, -1)
+    hand_shift = torch.stack([torch.cat([hand_shift[b, :b], hand_shift[b, b + 1:]])
+                              for b in range(4)])  # [B, B-1]: the other rows' items
+    if negatives == "both":
+        hand_shift = torch.cat([torch.zeros(4, n.shape[1], dtype=torch.float64), hand_shift], 1)
+    got = corr(u, p, n, pos_items=items)
+    torch.testing.assert_close(got, plain.from_diffs(s_pos, d, keep, hand_shift),
+                               rtol=1e-6, atol=1e-6)  # (ln q is kept in float32)
+    assert abs(got.item() - plain(u, p, n).item()) > 1e-3
+    if name == "sl" and negatives == "in_batch":  # row 0 written out: negatives rows 1, 2, 3
+        s = F.normalize(u, dim=-1) @ F.normalize(p, dim=-1).T
+        row0 = torch.logsumexp(torch.stack([(s[0, j] - s[0, 0]) / 0.3 - math.log(q) for j, q
+                                            in ((1, 0.1), (2, 0.6), (3, 0.3))]), 0)
+        rows = [torch.logsumexp(torch.stack(
+            [(s[b, j] - s[b, b]) / 0.3 - lq[j] for j in range(4) if j != b]), 0)
+            for b in range(4)]
+        torch.testing.assert_close(rows[0], row0)
+        torch.testing.assert_close(got, torch.stack(rows).mean(), rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="needs setup"):
+        corr(u, p, n)
+
+
+def test_logq_needs_in_batch_negatives_and_a_softmax_loss():
+    with pytest.raises(ValueError, match="corrects in-batch negatives"):
+        load(overrides={"preset": "sl", "correction": "logq"})
+    with pytest.raises(ValueError, match="corrects in-batch negatives"):
+        load(overrides={"preset": "dns", "correction": "logq"})
+    e = load(overrides={"preset": "sl-batch-logq"})
+    assert (e.loss.negatives, e.loss.correction, e.method) == ("in_batch", "logq",
+                                                               "sl-batch-logq")
+    assert load(overrides={"preset": "sl-batch", "correction": "logq"}).method == "sl-batch-logq"
+    assert load(overrides={"preset": "sl-batch-logq", "correction": "none"}).method == "sl-batch"
+
+
+def test_logq_correction_in_training():
+    """The trainer hands the loss the training counts and the batch's ids: two batches of
+    sl-batch-logq train and differ from sl-batch's (same seed, same batches)."""
+    from softbpr.trainer import fit
+    small = {"data": "synthetic-small", "dim": 8, "layers": 1, "epochs": 1, "batch_size": 256,
+             "max_batches": 2, "device": "cpu", "topk": "10", "metric": "ndcg@10"}
+    loss = {p: fit(load(overrides={**small, "preset": p}), log=lambda m: None,
+                   progress=False).history[-1]["loss"] for p in ("sl-batch", "sl-batch-logq")}
+    assert all(math.isfinite(v) for v in loss.values())
+    assert loss["sl-batch"] != loss["sl-batch-logq"]
+
+
 # --------------------------------------------------------------------------------------- PSL
 
 @pytest.mark.parametrize("act,f", [("tanh", lambda x: math.log(math.tanh(x) + 1)),

@@ -24,8 +24,8 @@ from softbpr.samplers import (
 from softbpr.split import Pairs
 from softbpr.trainer import fit
 
-NEW_PRESETS = ["dns-mn", "softmax-rho", "ahns", "hard-bpr", "sl", "sl-batch", "sl-dns", "bsl",
-               "bsl-batch", "psl"]
+NEW_PRESETS = ["dns-mn", "softmax-rho", "ahns", "hard-bpr", "sl", "sl-batch", "sl-batch-logq",
+               "sl-dns", "bsl", "bsl-batch", "psl"]
 
 
 def batch_of(split, repeat=3):

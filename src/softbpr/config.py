@@ -267,6 +267,14 @@ class LossConfig(_Section):
                                      choices=("keep", "drop"))
     """sl/bsl/psl with in-batch negatives: keep (as BSL's code: a copy of the positive's own
     item in the batch is a negative) or drop those copies (matters on small catalogues)."""
+    correction: str = param("none", "sl/bsl/psl in-batch: logq subtracts ln q_j (item j's "
+                            "share of the training pairs) from each in-batch negative's logit",
+                            choices=("none", "logq"))
+    """sl/bsl/psl with in-batch negatives: none, or logq, the sampling-bias correction of Yi et
+    al. (RecSys 2019): an in-batch slot holds item j with probability q_j = (j's training pairs)
+    / (all training pairs), so in-batch negatives over-represent popular items; logq scores
+    negative j with logit − ln q_j, which turns the in-batch sum into an estimate of the full
+    softmax's. Needs negatives = in_batch or both (sampled uniform negatives need none)."""
     soften: float = param(0.0, "sl/bsl/psl: positive-dominated softening α: negative scores "
                           "-> α·ŷ_ui + (1-α)·ŷ_uj", ge=0.0, lt=1.0, label="α_s")
     """sl/bsl/psl: the SDNS paper's mixing carried over to the softmax losses: each negative
@@ -274,6 +282,11 @@ class LossConfig(_Section):
     losses/softmax.py."""
 
     def _cross_check(self):
+        if self.correction != "none" and (self.name not in ("sl", "bsl", "psl")
+                                          or self.negatives == "sampled"):
+            raise ConfigError(f"loss.correction = {self.correction!r} corrects in-batch negatives"
+                              f"; it needs loss sl, bsl or psl with loss.negatives = in_batch or"
+                              f" both (got loss {self.name!r}, negatives {self.negatives!r})")
         a = self.alpha
         if self.name in NO_ALPHA_LOSSES:
             if a not in (None, 0.0):
@@ -368,13 +381,15 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "sl": {"sampler": {"name": "uniform", "n_negatives": 256},
            "loss": {"name": "sl", "negatives": "sampled"}},
     "sl-batch": {"sampler": {"name": "uniform", "n_negatives": 1},
-                 "loss": {"name": "sl", "negatives": "in_batch"}},
+                 "loss": {"name": "sl", "negatives": "in_batch", "correction": "none"}},
+    "sl-batch-logq": {"sampler": {"name": "uniform", "n_negatives": 1},
+                      "loss": {"name": "sl", "negatives": "in_batch", "correction": "logq"}},
     "sl-dns": {"sampler": {"name": "dns_mn", "pool_size": 256, "n_negatives": 64},
                "loss": {"name": "sl", "negatives": "sampled"}},
     "bsl": {"sampler": {"name": "uniform", "n_negatives": 256},
             "loss": {"name": "bsl", "negatives": "sampled"}},
     "bsl-batch": {"sampler": {"name": "uniform", "n_negatives": 1},
-                  "loss": {"name": "bsl", "negatives": "in_batch"}},
+                  "loss": {"name": "bsl", "negatives": "in_batch", "correction": "none"}},
     "psl": {"sampler": {"name": "uniform", "n_negatives": 256},
             "loss": {"name": "psl", "negatives": "sampled", "tau": 0.05}},
 }

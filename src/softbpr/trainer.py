@@ -212,6 +212,7 @@ def build_parts(exp: Experiment, split: Split, dist: Dist, device) -> Parts:
                   torch.from_numpy(split.train.items).to(device), watch, dist)
     # (on resume too: the sampler's RNG draws here are overwritten by load_state_dict)
     parts.sampler.setup(model, graph, split, device, gens.sample)
+    parts.loss.setup(torch.bincount(parts.train_i, minlength=split.n_items))
     return parts
 
 
@@ -267,7 +268,7 @@ def train_one_epoch(p: Parts, progress: bool = False, desc: str = "",
         sample_s += time.perf_counter() - ts
         # row gathers whose backward hands the propagation only these rows (models.Embeddings)
         eu, ei = emb.user_rows(users), emb.item_rows(pos)  # [B, d']
-        loss = p.loss.batch_loss(eu, ei, neg, emb.item)
+        loss = p.loss.batch_loss(eu, ei, neg, emb.item, pos)
         penalty = l2_penalty(emb.ego_user_rows(users), emb.ego_item_rows(pos),
                              _negative_ego(emb, neg))
         p.optimizer.zero_grad(set_to_none=True)

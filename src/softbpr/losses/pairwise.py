@@ -63,12 +63,17 @@ class Loss:
     def __call__(self, u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def setup(self, item_counts: torch.Tensor) -> None:
+        """Once before training: `item_counts` int64 [I], each item's training pairs. Default:
+        nothing (a loss that needs the item distribution, e.g. SL's logQ correction, keeps it)."""
+
     def batch_loss(self, u: torch.Tensor, pos: torch.Tensor, neg: Negatives,
-                   table: torch.Tensor) -> torch.Tensor:
-        """The training loop's call: the loss of a batch from its `Negatives` and the pooled
-        item table [I, d'] their rows come from. Default `self(u, pos, neg.emb)`; a loss over
-        many negatives per pair may score them from `table` and `neg.items` instead (the
-        softmax losses: no [B, M, d'] passes). Same value and gradient, float rounding aside."""
+                   table: torch.Tensor, pos_items: torch.Tensor | None = None) -> torch.Tensor:
+        """The training loop's call: the loss of a batch from its `Negatives`, the pooled
+        item table [I, d'] their rows come from and the positives' ids `pos_items` [B].
+        Default `self(u, pos, neg.emb)`; a loss over many negatives per pair may score them from
+        `table` and `neg.items` instead (the softmax losses: no [B, M, d'] passes). Same value
+        and gradient, float rounding aside."""
         return self(u, pos, neg.emb)
 
 
@@ -238,7 +243,7 @@ class SoftmaxBPR(Loss):
     def __call__(self, u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         return self._from_gap(score_gap(u, pos, neg))
 
-    def batch_loss(self, u, pos, neg, table):
+    def batch_loss(self, u, pos, neg, table, pos_items=None):
         if neg.items is None or neg.items.dim() != 2:
             return self(u, pos, neg.emb)
         s_neg = models.sampled_scores(u, table, neg.items)  # [B, M]

@@ -29,8 +29,18 @@ and positives; row b's negatives are the other B−1 positives, not masked (a po
 same item, or another positive of the same user, counts as a negative). On a small catalogue
 that matters: ml-100k's 1,682 items put ~3.9 copies of a row's own item among its 2,047
 in-batch negatives. loss.in_batch_duplicates = drop leaves out the rows of the same item
-(detected as identical pooled vectors; other positives of the same user stay: the loss gets no
-ids). A row without a negative left (a batch of one pair) contributes 0.
+(detected as identical pooled vectors; other positives of the same user stay). A row without
+a negative left (a batch of one pair) contributes 0.
+
+logQ correction (loss.correction = logq; Yi et al., "Sampling-Bias-Corrected Neural Modeling
+for Large Corpus Item Recommendations", RecSys 2019): an in-batch slot holds item j with
+probability q_j = n_j / N (its share of the N training pairs), so the batch over-represents
+popular items as negatives and the model learns to push them down. Each in-batch negative's
+logit gets − ln q_j added (after the loss's own transform: SL/BSL d_j/τ − ln q_j, PSL
+σ(d_j/τ_s)/τ − ln q_j), which makes Σ_j exp(logit_j)/q_j over the batch an unbiased estimate
+of the sum over the catalogue (up to a constant, which moves no gradient). The positive's own
+correction is a constant and is left out. Sampled uniform negatives need none (q constant).
+BSL's code has no such correction; the option is ours.
 """
 
 from __future__ import annotations
@@ -59,7 +69,8 @@ class SoftmaxFamily(Loss):
     with the softening applied, d_j = (1−α)(s_uj − s_ui) for the K negatives of each pair."""
 
     def __init__(self, tau: float, similarity: str = "cosine", negatives: str = "sampled",
-                 soften: float = 0.0, in_batch_duplicates: str = "keep"):
+                 soften: float = 0.0, in_batch_duplicates: str = "keep",
+                 correction: str = "none"):
         if similarity not in ("cosine", "dot"):
             raise ValueError(f"similarity must be cosine or dot, got {similarity!r}")
         if negatives not in ("sampled", "in_batch", "both"):
@@ -68,19 +79,48 @@ class SoftmaxFamily(Loss):
             raise ValueError(f"in_batch_duplicates must be keep or drop, got "
                              f"{in_batch_duplicates!r}")
         self.tau, self.similarity, self.negatives = float(tau), similarity, negatives
+        if correction not in ("none", "logq"):
+            raise ValueError(f"correction must be none or logq, got {correction!r}")
+        if correction == "logq" and negatives == "sampled":
+            raise ValueError("correction logq corrects in-batch negatives: negatives must be "
+                             "in_batch or both")
         self.soften, self.in_batch_duplicates = float(soften), in_batch_duplicates
+        self.correction = correction
+        self.log_q: torch.Tensor | None = None  # [I] ln q_j, from setup()
 
     @classmethod
     def from_config(cls, cfg: LossConfig) -> SoftmaxFamily:
-        return cls(cfg.tau, cfg.similarity, cfg.negatives, cfg.soften, cfg.in_batch_duplicates)
+        return cls(cfg.tau, cfg.similarity, cfg.negatives, cfg.soften, cfg.in_batch_duplicates,
+                   cfg.correction)
 
+    def setup(self, item_counts: torch.Tensor) -> None:
+        """Keeps ln q_j = ln(n_j / N) for the logQ correction (items without a training pair
+        never appear in a batch; they get ln(1/N))."""
+        if self.correction == "logq":
+            n = item_counts.to(torch.float64)
+            self.log_q = (n.clamp_min(1.0) / n.sum()).log().to(torch.float32)
+
+    def _in_batch_shift(self, pos_items: torch.Tensor | None) -> torch.Tensor | None:
+        """[B, B−1]: − ln q of each in-batch negative (the other rows' items), or None."""
+        if self.correction != "logq":
+            return None
+        if pos_items is None or self.log_q is None:
+            raise ValueError("the logq correction needs setup(item_counts) and the batch's "
+                             "positive item ids (pos_items)")
+        lq = self.log_q.to(pos_items.device)[pos_items]  # [B]
+        return off_diagonal(-lq.unsqueeze(0).expand(lq.shape[0], -1))
     def score_diffs(self, u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None,
-                    table: torch.Tensor | None = None, items: torch.Tensor | None = None
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(s_ui [B], d [B, K], keep [B, K] or None): keep marks the negatives that count (None:
-        all); in-batch copies of the pair's own item are dropped with in_batch_duplicates=drop.
-        The sampled negatives are the rows `neg` [B, M, d] (or [B, d]), or, given `table` and
-        `items` [B, M], those rows of the table (scored by `sampled_scores`: same values)."""
+                    table: torch.Tensor | None = None, items: torch.Tensor | None = None,
+                    pos_items: torch.Tensor | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None,
+                               torch.Tensor | None]:
+        """(s_ui [B], d [B, K], keep [B, K] or None, shift [B, K] or None): keep marks the
+        negatives that count (None: all); in-batch copies of the pair's own item are dropped
+        with in_batch_duplicates=drop; shift is added to each negative's logit (the logQ
+        correction, − ln q_j on the in-batch columns; None: no correction). The sampled
+        negatives are the rows `neg` [B, M, d] (or [B, d]), or, given `table` and `items`
+        [B, M], those rows of the table (scored by `sampled_scores`: same values); `pos_items`
+        [B] are the positives' ids (the correction needs them)."""
         raw_pos = pos
         if neg is not None and neg.dim() == 2:
             neg = neg.unsqueeze(1)  # one negative per pair: [B, 1, d]
@@ -97,9 +137,12 @@ class SoftmaxFamily(Loss):
                 if cosine:  # <û, e/|e|> = <û, e>/|e| as F.normalize (eps 1e-12): no copy
                     s = s / neg.norm(dim=-1).clamp_min(1e-12)
             parts.append(s)
-        keep = None
+        keep = shift = None
         if self.negatives in ("in_batch", "both"):
             parts.append(off_diagonal(u @ pos.T))  # [B, B−1]
+            shift = self._in_batch_shift(pos_items)
+            if shift is not None and len(parts) == 2:  # sampled columns first: no shift
+                shift = torch.cat([torch.zeros_like(parts[0]), shift], 1)
             if self.in_batch_duplicates == "drop":
                 # rows of the same item are bit-identical pooled vectors: an exact row unique
                 _, item = torch.unique(raw_pos.detach(), dim=0, return_inverse=True)  # [B]
@@ -107,28 +150,31 @@ class SoftmaxFamily(Loss):
                 keep = other if len(parts) == 1 else torch.cat(
                     [torch.ones_like(parts[0], dtype=torch.bool), other], 1)
         s_neg = parts[0] if len(parts) == 1 else torch.cat(parts, 1)  # [B, K]
-        return s_pos, (1.0 - self.soften) * (s_neg - s_pos.unsqueeze(1)), keep
+        return s_pos, (1.0 - self.soften) * (s_neg - s_pos.unsqueeze(1)), keep, shift
 
-    def batch_loss(self, u, pos, neg, table):
+    def batch_loss(self, u, pos, neg, table, pos_items=None):
         """As `__call__`, scoring M sampled negatives per pair from `table` (see Loss)."""
         if self.negatives == "in_batch" or neg.items is None or neg.items.dim() != 2:
-            return self(u, pos, neg.emb)
-        return self.from_diffs(*self.score_diffs(u, pos, None, table, neg.items))
+            return self(u, pos, neg.emb, pos_items)
+        return self.from_diffs(*self.score_diffs(u, pos, None, table, neg.items, pos_items))
 
-    def __call__(self, u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        return self.from_diffs(*self.score_diffs(u, pos, neg))
+    def __call__(self, u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
+                 pos_items: torch.Tensor | None = None) -> torch.Tensor:
+        return self.from_diffs(*self.score_diffs(u, pos, neg, pos_items=pos_items))
 
-    def from_diffs(self, s_pos: torch.Tensor, d: torch.Tensor, keep: torch.Tensor | None
-                   ) -> torch.Tensor:
+    def from_diffs(self, s_pos: torch.Tensor, d: torch.Tensor, keep: torch.Tensor | None,
+                   shift: torch.Tensor | None = None) -> torch.Tensor:
         """The loss from `score_diffs`' output."""
         raise NotImplementedError
 
     @staticmethod
-    def log_sum_exp(logits: torch.Tensor, keep: torch.Tensor | None
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(log Σ_{kept j} exp(logits_j) [B], valid [B]): rows without a kept negative (a
-        batch of one pair in-batch; every other row the same item) are not valid; their value
-        is 0 and they pass no gradient (the caller zeroes their loss)."""
+    def log_sum_exp(logits: torch.Tensor, keep: torch.Tensor | None,
+                    shift: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log Σ_{kept j} exp(logits_j + shift_j) [B], valid [B]): rows without a kept
+        negative (a batch of one pair in-batch; every other row the same item) are not valid;
+        their value is 0 and they pass no gradient (the caller zeroes their loss)."""
+        if shift is not None:
+            logits = logits + shift
         valid = (keep.any(1) if keep is not None
                  else torch.full(logits.shape[:1], logits.shape[1] > 0, device=logits.device))
         if keep is not None:  # (logsumexp of an all -inf row is -inf with a finite gradient)
@@ -151,8 +197,8 @@ class SampledSoftmax(SoftmaxFamily):
     ∂L/∂s_uj = softmax_j(d/τ)·(1−α)/τ / B, ∂L/∂s_ui = −(1−α)/τ / B.
     """
 
-    def from_diffs(self, s_pos, d, keep):
-        lse, _ = self.log_sum_exp(d / self.tau, keep)
+    def from_diffs(self, s_pos, d, keep, shift=None):
+        lse, _ = self.log_sum_exp(d / self.tau, keep, shift)
         return lse.mean() + 0.0 * s_pos.sum()  # (in the graph even without negatives)
 
 
@@ -175,17 +221,17 @@ class BSL(SoftmaxFamily):
 
     def __init__(self, tau: float, tau2: float, similarity: str = "cosine",
                  negatives: str = "sampled", soften: float = 0.0,
-                 in_batch_duplicates: str = "keep"):
-        super().__init__(tau, similarity, negatives, soften, in_batch_duplicates)
+                 in_batch_duplicates: str = "keep", correction: str = "none"):
+        super().__init__(tau, similarity, negatives, soften, in_batch_duplicates, correction)
         self.tau2 = float(tau2)
 
     @classmethod
     def from_config(cls, cfg: LossConfig) -> BSL:
         return cls(cfg.tau, cfg.bsl_tau2, cfg.similarity, cfg.negatives, cfg.soften,
-                   cfg.in_batch_duplicates)
+                   cfg.in_batch_duplicates, cfg.correction)
 
-    def from_diffs(self, s_pos, d, keep):
-        lse, valid = self.log_sum_exp(d / self.tau, keep)  # [B]
+    def from_diffs(self, s_pos, d, keep, shift=None):
+        lse, valid = self.log_sum_exp(d / self.tau, keep, shift)  # [B]
         row = self.tau2 * lse + (self.tau2 - 1.0) * s_pos / self.tau
         return torch.where(valid, row, 0.0 * row).mean()
 
@@ -221,8 +267,8 @@ class PSL(SoftmaxFamily):
 
     def __init__(self, tau: float, tau_score: float, activation: str = "tanh",
                  similarity: str = "cosine", negatives: str = "sampled", soften: float = 0.0,
-                 in_batch_duplicates: str = "keep"):
-        super().__init__(tau, similarity, negatives, soften, in_batch_duplicates)
+                 in_batch_duplicates: str = "keep", correction: str = "none"):
+        super().__init__(tau, similarity, negatives, soften, in_batch_duplicates, correction)
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, "
                              f"got {activation!r}")
@@ -231,9 +277,9 @@ class PSL(SoftmaxFamily):
     @classmethod
     def from_config(cls, cfg: LossConfig) -> PSL:
         return cls(cfg.tau, cfg.psl_tau_score, cfg.psl_activation, cfg.similarity,
-                   cfg.negatives, cfg.soften, cfg.in_batch_duplicates)
+                   cfg.negatives, cfg.soften, cfg.in_batch_duplicates, cfg.correction)
 
-    def from_diffs(self, s_pos, d, keep):
+    def from_diffs(self, s_pos, d, keep, shift=None):
         act = ACTIVATIONS[self.activation](d / self.tau_score)
-        lse, _ = self.log_sum_exp(act / self.tau, keep)
+        lse, _ = self.log_sum_exp(act / self.tau, keep, shift)
         return lse.mean() + 0.0 * s_pos.sum()
