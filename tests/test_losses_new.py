@@ -330,6 +330,24 @@ def test_softened_sl_is_sl_at_temperature_tau_over_one_minus_alpha(alpha, negati
         torch.testing.assert_close(x.grad, y.grad)
 
 
+@pytest.mark.parametrize("act", ["tanh", "atan", "relu"])
+@pytest.mark.parametrize("alpha", [0.3, 0.8])
+def test_softened_psl_is_psl_at_score_temperature_over_one_minus_alpha(alpha, act):
+    """For PSL, softening scales d inside the activation: σ((1−α)d/τ_s) = σ(d/(τ_s/(1−α))),
+    so PSL(τ, τ_s, soften α) == PSL(τ, τ_s/(1−α)), value and gradient (σ not being linear does
+    not matter: the scaling is of its argument)."""
+    u1, p1, n1 = leaves(13)
+    u2, p2, n2 = clones(u1, p1, n1)
+    a = PSL(0.1, 2.0, act, soften=alpha)(u1, p1, n1)
+    b = PSL(0.1, 2.0 / (1 - alpha), act)(u2, p2, n2)
+    torch.testing.assert_close(a, b)
+    a.backward()
+    b.backward()
+    for x, y in ((u1, u2), (p1, p2), (n1, n2)):
+        torch.testing.assert_close(x.grad, y.grad)
+    assert abs(a.item() - PSL(0.1, 2.0, act)(u1, p1, n1).item()) > 1e-3
+
+
 def test_softened_bsl_is_not_a_temperature_change():
     """BSL(τ, τ₂, soften α) = BSL(τ/(1−α), τ₂) + α(τ₂ − 1)·mean s_ui/τ: equal only for τ₂ = 1."""
     u, p, n = leaves(10)

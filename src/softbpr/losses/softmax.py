@@ -20,9 +20,10 @@ for cosine, the *normalised* vectors are mixed) s_uj -> α s_ui + (1−α) s_uj 
 - SL: exactly SL at temperature τ / (1−α). Softening adds nothing a temperature search does not
   cover ("the logits scaled by 1−α" is the same thing; tests/test_losses.py checks both).
 - BSL: BSL at τ / (1−α) plus α(τ₂ − 1) s_ui / τ: a new loss unless τ₂ = 1 (tested).
-- PSL: σ((1−α) d_j / τ_s) — a new loss (σ is not linear).
-"Logits scaled by 1−α" for BSL/PSL (all scores, positive included) is the temperature
-τ/(1−α) (and τ_s/(1−α)): no option needed.
+- PSL: σ((1−α) d_j / τ_s) = σ(d_j / (τ_s/(1−α))): exactly PSL at score temperature
+  τ_s/(1−α) (the scaling is of σ's argument; tested). Only BSL gets a new loss from softening.
+"Logits scaled by 1−α" for BSL (all scores, positive included) is the temperature τ/(1−α):
+no option needed.
 
 In-batch negatives follow BSL's code (`Uniform_loss`): the B×B score matrix of the batch's users
 and positives; row b's negatives are the other B−1 positives, not masked (a positive of the
