@@ -115,3 +115,34 @@ def test_resume_with_stateful_samplers(blocks, tmp_path, preset):
     ref, res = crash_and_resume(exp, blocks, tmp_path, at=3)
     assert res.history[-1]["loss"] == ref.history[-1]["loss"]
     assert res.test == ref.test
+
+
+def test_state_saved_before_a_new_option_resumes(blocks, tmp_path):
+    """A state.pt written by an older softbpr lacks the config fields added since (here
+    loss.correction): at their defaults they do not block the resume; a field that differs
+    still does."""
+    exp = load(overrides={**TOY, "epochs": 6, "preset": "dns"})
+    quiet = {"log": lambda m: None, "progress": False}
+
+    def crash(row):
+        if row["epoch"] == 3:
+            raise Crash()
+
+    ref = fit(exp, split=blocks, out_dir=tmp_path / "ref", **quiet)
+    with pytest.raises(Crash):
+        fit(exp, split=blocks, out_dir=tmp_path / "cut", on_epoch=crash, **quiet)
+    path = tmp_path / "cut" / "state.pt"
+    st = torch.load(path, weights_only=False)
+    del st["fingerprint"]["config"]["loss"]["correction"]  # as written before the option
+    torch.save(st, path)
+    res = fit(exp, split=blocks, out_dir=tmp_path / "cut", resume=True, **quiet)
+    assert res.test == ref.test
+    with pytest.raises(Crash):
+        fit(exp, split=blocks, out_dir=tmp_path / "cut2", on_epoch=crash, **quiet)
+    path = tmp_path / "cut2" / "state.pt"
+    st = torch.load(path, weights_only=False)
+    st["fingerprint"]["config"]["train"]["lr"] = 0.5
+    del st["fingerprint"]["config"]["loss"]["correction"]
+    torch.save(st, path)
+    with pytest.raises(ValueError, match=r"train\.lr"):
+        fit(exp, split=blocks, out_dir=tmp_path / "cut2", resume=True, **quiet)

@@ -360,12 +360,28 @@ def _eta(budget: TimeBudget, epoch: int, first: int, last: int) -> str:
     return f"elapsed {hms(budget.elapsed())}, ETA {hms(left)}"
 
 
+def _with_new_defaults(saved: dict | None, now: dict) -> dict | None:
+    """A saved fingerprint with the config fields added to softbpr since it was written (in
+    `now` but not in `saved`) filled in from `now` where `now` holds their default: a new option
+    left off does not change a saved run."""
+    if saved is None:
+        return None
+    default = Experiment().to_dict()
+    config = dict(saved["config"])
+    for s, fields_now in now["config"].items():
+        if isinstance(fields_now, dict) and isinstance(config.get(s), dict):
+            config[s] = {**{k: v for k, v in fields_now.items()
+                            if k not in config[s] and v == default[s].get(k)}, **config[s]}
+    return {**saved, "config": config}
+
+
 def _resume(parts: Parts, stopper: EarlyStopping, rd: RunDir, write: bool, log) -> tuple:
     """Load state.pt into parts/stopper -> (first epoch, seconds spent, history rows kept)."""
     if write:  # a run killed mid-write (SIGKILL) may leave a temp file; the target is intact
         rd.clear_temp()
     st = rd.load_state()
-    saved, now = st.get("fingerprint"), parts.fingerprint()
+    now = parts.fingerprint()
+    saved = _with_new_defaults(st.get("fingerprint"), now)
     if saved is not None and saved != now:
         diff = [k for k in ("n_users", "n_items", "n_train") if saved.get(k) != now[k]]
         for s in now["config"]:
