@@ -237,6 +237,31 @@ def test_logq_correction_by_hand(name, negatives):
         corr(u, p, n)
 
 
+@pytest.mark.parametrize("name", ["sl", "bsl"])
+@pytest.mark.parametrize("similarity", ["cosine", "dot"])
+@pytest.mark.parametrize("soften,correction", [(0.0, "none"), (0.4, "none"), (0.0, "logq"),
+                                               (0.4, "logq")])
+def test_in_batch_short_road_equals_the_differences(name, similarity, soften, correction):
+    """SL and BSL with in-batch negatives compute log Σ exp(c·s_uj + shift) − c·s_ui from one
+    [B, B] product (`scaled_log_sum_exp`); the same value and gradients as from the [B, B−1]
+    differences (`score_diffs` -> `from_diffs`)."""
+    u1, p1, n1 = leaves(17, B=6)
+    u2, p2, n2 = clones(u1, p1, n1)
+    items = torch.tensor([0, 1, 1, 2, 0, 3])
+    loss = build_loss(LossConfig(name=name, negatives="in_batch", similarity=similarity,
+                                 soften=soften, correction=correction, tau=0.3))
+    loss.setup(torch.tensor([5, 2, 2, 1]))
+    a = loss(u1, p1, n1, pos_items=items)
+    b = loss.from_diffs(*loss.score_diffs(u2, p2, n2, pos_items=items))
+    torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+    a.backward()
+    b.backward()
+    for x, y in ((u1, u2), (p1, p2)):
+        torch.testing.assert_close(x.grad, y.grad, rtol=1e-6, atol=1e-6)
+    assert torch.autograd.gradcheck(lambda x, y: loss(x, y, None, pos_items=items),
+                                    (u1, p1))
+
+
 def test_logq_needs_in_batch_negatives_and_a_softmax_loss():
     with pytest.raises(ValueError, match="corrects in-batch negatives"):
         load(overrides={"preset": "sl", "correction": "logq"})
