@@ -200,11 +200,11 @@ def test_in_batch_duplicates_of_the_positive_can_be_dropped(name):
 
 
 @pytest.mark.parametrize("name", ["sl", "bsl", "psl"])
-@pytest.mark.parametrize("negatives", ["in_batch", "both"])
-def test_logq_correction_by_hand(name, negatives):
+def test_logq_correction_by_hand(name):
     """correction = logq: each in-batch negative's logit gets − ln q_j, q_j = n_j / N of the
-    item of that other row; the sampled negatives (both) get nothing. Checked as the same loss
-    whose logits are shifted by hand, and against SL written out for one row."""
+    item of that other row. Checked as the same loss whose logits are shifted by hand, and
+    against SL written out for one row."""
+    negatives = "in_batch"
     u, p, n = leaves(21, B=4)
     items = torch.tensor([0, 2, 0, 1])  # item of each row (rows 0 and 2 the same item)
     counts = torch.tensor([6, 3, 1, 0])  # N = 10
@@ -218,13 +218,11 @@ def test_logq_correction_by_hand(name, negatives):
     hand_shift = -lq.unsqueeze(0).expand(4, -1)
     hand_shift = torch.stack([torch.cat([hand_shift[b, :b], hand_shift[b, b + 1:]])
                               for b in range(4)])  # [B, B-1]: the other rows' items
-    if negatives == "both":
-        hand_shift = torch.cat([torch.zeros(4, n.shape[1], dtype=torch.float64), hand_shift], 1)
     got = corr(u, p, n, pos_items=items)
     torch.testing.assert_close(got, plain.from_diffs(s_pos, d, keep, hand_shift),
                                rtol=1e-6, atol=1e-6)  # (ln q is kept in float32)
     assert abs(got.item() - plain(u, p, n).item()) > 1e-3
-    if name == "sl" and negatives == "in_batch":  # row 0 written out: negatives rows 1, 2, 3
+    if name == "sl":  # row 0 written out: negatives rows 1, 2, 3
         s = F.normalize(u, dim=-1) @ F.normalize(p, dim=-1).T
         row0 = torch.logsumexp(torch.stack([(s[0, j] - s[0, 0]) / 0.3 - math.log(q) for j, q
                                             in ((1, 0.1), (2, 0.6), (3, 0.3))]), 0)
@@ -241,7 +239,8 @@ def test_logq_correction_by_hand(name, negatives):
 @pytest.mark.parametrize("similarity", ["cosine", "dot"])
 @pytest.mark.parametrize("soften,correction", [(0.0, "none"), (0.4, "none"), (0.0, "logq"),
                                                (0.4, "logq")])
-def test_in_batch_short_road_equals_the_differences(name, similarity, soften, correction):
+def test_in_batch_short_road_equals_the_differences(name, similarity, soften, correction,
+                                                    monkeypatch):
     """SL and BSL with in-batch negatives compute log Σ exp(c·s_uj + shift) − c·s_ui from one
     [B, B] product (`scaled_log_sum_exp`); the same value and gradients as from the [B, B−1]
     differences (`score_diffs` -> `from_diffs`)."""
@@ -251,8 +250,10 @@ def test_in_batch_short_road_equals_the_differences(name, similarity, soften, co
     loss = build_loss(LossConfig(name=name, negatives="in_batch", similarity=similarity,
                                  soften=soften, correction=correction, tau=0.3))
     loss.setup(torch.tensor([5, 2, 2, 1]))
-    a = loss(u1, p1, n1, pos_items=items)
     b = loss.from_diffs(*loss.score_diffs(u2, p2, n2, pos_items=items))
+    with monkeypatch.context() as m:  # the short road must not go through the differences
+        m.setattr(loss, "score_diffs", lambda *a, **k: pytest.fail("took the long road"))
+        a = loss(u1, p1, n1, pos_items=items)
     torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
     a.backward()
     b.backward()
@@ -263,10 +264,17 @@ def test_in_batch_short_road_equals_the_differences(name, similarity, soften, co
 
 
 def test_logq_needs_in_batch_negatives_and_a_softmax_loss():
+    """Refused: a loss that has no in-batch negatives, and sampled columns beside in-batch ones
+    (both: a shift of 0 would weigh them ~(B−1)·I/M times too light)."""
     with pytest.raises(ValueError, match="corrects in-batch negatives"):
         load(overrides={"preset": "sl", "correction": "logq"})
-    with pytest.raises(ValueError, match="corrects in-batch negatives"):
+    with pytest.raises(ValueError, match="needs loss.negatives = in_batch .got 'both'"):
+        load(overrides={"preset": "sl", "negatives": "both", "correction": "logq"})
+    with pytest.raises(ValueError, match="not loss 'bpr'"):
         load(overrides={"preset": "dns", "correction": "logq"})
+    with pytest.raises(ValueError, match="negatives must be in_batch"):
+        SampledSoftmax(0.2, "cosine", "both", correction="logq")
+    assert load(overrides={"preset": "bsl-batch-logq"}).method == "bsl-batch-logq"
     e = load(overrides={"preset": "sl-batch-logq"})
     assert (e.loss.negatives, e.loss.correction, e.method) == ("in_batch", "logq",
                                                                "sl-batch-logq")
@@ -274,16 +282,49 @@ def test_logq_needs_in_batch_negatives_and_a_softmax_loss():
     assert load(overrides={"preset": "sl-batch-logq", "correction": "none"}).method == "sl-batch"
 
 
-def test_logq_correction_in_training():
-    """The trainer hands the loss the training counts and the batch's ids: two batches of
-    sl-batch-logq train and differ from sl-batch's (same seed, same batches)."""
+def test_logq_correction_in_training(monkeypatch):
+    """The trainer hands the loss the training pairs' item counts once (setup) and each batch's
+    positive ids (the items of its pairs, in the batch's order)."""
+    import numpy as np
+
+    from softbpr import trainer
     from softbpr.trainer import fit
+    seen = {"setup": [], "batches": 0}
+    real_setup, real_batch = SampledSoftmax.setup, SampledSoftmax.batch_loss
+    real_epoch = trainer.train_one_epoch
+
+    def setup(self, counts):
+        seen["setup"].append(counts.clone())
+        return real_setup(self, counts)
+
+    def batch_loss(self, u, pos, neg, table, pos_items=None):
+        seen["batches"] += 1
+        torch.testing.assert_close(pos, seen["emb"].item_rows(pos_items))  # the pairs' items
+        return real_batch(self, u, pos, neg, table, pos_items)
+
+    def epoch(p, *a, **k):  # keep the epoch's pooled table to look the ids up in
+        net = p.net
+
+        def keep(graph):
+            seen["emb"] = net(graph)
+            return seen["emb"]
+        p.net = keep
+        try:
+            return real_epoch(p, *a, **k)
+        finally:
+            p.net = net
+            seen["train_items"] = p.train_i.cpu().numpy()
+
+    monkeypatch.setattr(SampledSoftmax, "setup", setup)
+    monkeypatch.setattr(SampledSoftmax, "batch_loss", batch_loss)
+    monkeypatch.setattr(trainer, "train_one_epoch", epoch)
     small = {"data": "synthetic-small", "dim": 8, "layers": 1, "epochs": 1, "batch_size": 256,
              "max_batches": 2, "device": "cpu", "topk": "10", "metric": "ndcg@10"}
-    loss = {p: fit(load(overrides={**small, "preset": p}), log=lambda m: None,
-                   progress=False).history[-1]["loss"] for p in ("sl-batch", "sl-batch-logq")}
-    assert all(math.isfinite(v) for v in loss.values())
-    assert loss["sl-batch"] != loss["sl-batch-logq"]
+    run = fit(load(overrides={**small, "preset": "sl-batch-logq"}), log=lambda m: None,
+              progress=False)
+    assert math.isfinite(run.history[-1]["loss"]) and seen["batches"] == 2
+    (counts,) = seen["setup"]
+    assert counts.tolist() == np.bincount(seen["train_items"], minlength=len(counts)).tolist()
 
 
 # --------------------------------------------------------------------------------------- PSL

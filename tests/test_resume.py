@@ -146,3 +146,23 @@ def test_state_saved_before_a_new_option_resumes(blocks, tmp_path):
     torch.save(st, path)
     with pytest.raises(ValueError, match=r"train\.lr"):
         fit(exp, split=blocks, out_dir=tmp_path / "cut2", resume=True, **quiet)
+
+
+def test_state_without_a_field_that_is_now_set_is_refused(blocks, tmp_path):
+    """The fill-in is for fields at their default only: a state saved without loss.correction
+    resumed by a run with correction = logq is a different run and is refused."""
+    exp = load(overrides={**TOY, "epochs": 4, "preset": "sl-batch-logq"})
+    quiet = {"log": lambda m: None, "progress": False}
+
+    def crash(row):
+        if row["epoch"] == 2:
+            raise Crash()
+
+    with pytest.raises(Crash):
+        fit(exp, split=blocks, out_dir=tmp_path / "cut", on_epoch=crash, **quiet)
+    path = tmp_path / "cut" / "state.pt"
+    st = torch.load(path, weights_only=False)
+    del st["fingerprint"]["config"]["loss"]["correction"]
+    torch.save(st, path)
+    with pytest.raises(ValueError, match=r"loss\.correction"):
+        fit(exp, split=blocks, out_dir=tmp_path / "cut", resume=True, **quiet)

@@ -25,7 +25,7 @@ from softbpr.split import Pairs
 from softbpr.trainer import fit
 
 NEW_PRESETS = ["dns-mn", "softmax-rho", "ahns", "hard-bpr", "sl", "sl-batch", "sl-batch-logq",
-               "sl-dns", "bsl", "bsl-batch", "psl"]
+               "sl-dns", "bsl", "bsl-batch", "bsl-batch-logq", "psl"]
 
 
 def batch_of(split, repeat=3):

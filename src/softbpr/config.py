@@ -274,7 +274,7 @@ class LossConfig(_Section):
     al. (RecSys 2019): an in-batch slot holds item j with probability q_j = (j's training pairs)
     / (all training pairs), so in-batch negatives over-represent popular items; logq scores
     negative j with logit − ln q_j, which turns the in-batch sum into an estimate of the full
-    softmax's. Needs negatives = in_batch or both (sampled uniform negatives need none)."""
+    softmax's. Needs negatives = in_batch (see losses/softmax.py for why not both)."""
     soften: float = param(0.0, "sl/bsl/psl: positive-dominated softening α: negative scores "
                           "-> α·ŷ_ui + (1-α)·ŷ_uj", ge=0.0, lt=1.0, label="α_s")
     """sl/bsl/psl: the SDNS paper's mixing carried over to the softmax losses: each negative
@@ -282,11 +282,13 @@ class LossConfig(_Section):
     losses/softmax.py."""
 
     def _cross_check(self):
-        if self.correction != "none" and (self.name not in ("sl", "bsl", "psl")
-                                          or self.negatives == "sampled"):
+        if self.correction != "none" and self.name not in ("sl", "bsl", "psl"):
+            raise ConfigError(f"loss.correction = {self.correction!r} is for the softmax losses "
+                              f"with in-batch negatives (sl, bsl, psl), not loss {self.name!r}")
+        if self.correction != "none" and self.negatives != "in_batch":
             raise ConfigError(f"loss.correction = {self.correction!r} corrects in-batch negatives"
-                              f"; it needs loss sl, bsl or psl with loss.negatives = in_batch or"
-                              f" both (got loss {self.name!r}, negatives {self.negatives!r})")
+                              f"; it needs loss.negatives = in_batch (got {self.negatives!r}: "
+                              f"sampled columns would need their own correction)")
         a = self.alpha
         if self.name in NO_ALPHA_LOSSES:
             if a not in (None, 0.0):
@@ -390,6 +392,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "loss": {"name": "bsl", "negatives": "sampled"}},
     "bsl-batch": {"sampler": {"name": "uniform", "n_negatives": 1},
                   "loss": {"name": "bsl", "negatives": "in_batch", "correction": "none"}},
+    "bsl-batch-logq": {"sampler": {"name": "uniform", "n_negatives": 1},
+                       "loss": {"name": "bsl", "negatives": "in_batch", "correction": "logq"}},
     "psl": {"sampler": {"name": "uniform", "n_negatives": 256},
             "loss": {"name": "psl", "negatives": "sampled", "tau": 0.05}},
 }

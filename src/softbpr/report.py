@@ -29,8 +29,9 @@ from .config import label as param_label
 DISPLAY = {"rns": "RNS", "irgan": "IRGAN", "advir": "AdvIR", "dns": "DNS", "mixgcf": "MixGCF",
            # beyond the paper (issue 14), in the order of docs/samplers-and-models.md
            "dns-mn": "DNS(M,N)", "softmax-rho": "Softmax(ρ,N)", "ahns": "AHNS",
-           "hard-bpr": "Hard-BPR", "sl": "SL", "sl-batch": "SL in-batch", "sl-batch-logq": "SL in-batch logQ", "sl-dns": "SL-DNS",
-           "bsl": "BSL", "bsl-batch": "BSL in-batch", "psl": "PSL",
+           "hard-bpr": "Hard-BPR", "sl": "SL", "sl-batch": "SL in-batch",
+           "sl-batch-logq": "SL in-batch logQ", "sl-dns": "SL-DNS", "bsl": "BSL",
+           "bsl-batch": "BSL in-batch", "bsl-batch-logq": "BSL in-batch logQ", "psl": "PSL",
            "sdns-mix": "SDNS-mix", "sdns": "SDNS"}
 ORDER = list(DISPLAY)  # the paper's row order; unknown methods go before the proposed one
 

@@ -38,9 +38,12 @@ for Large Corpus Item Recommendations", RecSys 2019): an in-batch slot holds ite
 probability q_j = n_j / N (its share of the N training pairs), so the batch over-represents
 popular items as negatives and the model learns to push them down. Each in-batch negative's
 logit gets − ln q_j added (after the loss's own transform: SL/BSL d_j/τ − ln q_j, PSL
-σ(d_j/τ_s)/τ − ln q_j), which makes Σ_j exp(logit_j)/q_j over the batch an unbiased estimate
-of the sum over the catalogue (up to a constant, which moves no gradient). The positive's own
-correction is a constant and is left out. Sampled uniform negatives need none (q constant).
+σ(d_j/τ_s)/τ − ln q_j), i.e. the batch's sum Σ_j exp(d_j/τ)/q_j, an importance-weighted
+estimate of the sum over the catalogue (up to a constant factor, which moves no gradient). The
+positive's own correction is a constant and is left out. Only with negatives = in_batch:
+mixing in sampled negatives (both) would need one proposal for both kinds of column (Mixed
+Negative Sampling, Yang et al., WWW 2020), which we do not build; a shift of 0 on the sampled
+columns would weigh them ~(B−1)·I/M times too light, so that combination is refused.
 BSL's code has no such correction; the option is ours.
 """
 
@@ -66,8 +69,9 @@ def off_diagonal(s: torch.Tensor) -> torch.Tensor:
 
 
 class SoftmaxFamily(Loss):
-    """Shared scoring of the softmax losses: `score_diffs(u, pos, neg) -> (s_ui [B], d [B, K])`
-    with the softening applied, d_j = (1−α)(s_uj − s_ui) for the K negatives of each pair."""
+    """Shared scoring of the softmax losses: `score_diffs(u, pos, neg) -> (s_ui [B], d [B, K],
+    keep, shift)` with the softening applied, d_j = (1−α)(s_uj − s_ui) for the K negatives of
+    each pair (see `score_diffs`)."""
 
     def __init__(self, tau: float, similarity: str = "cosine", negatives: str = "sampled",
                  soften: float = 0.0, in_batch_duplicates: str = "keep",
@@ -82,9 +86,9 @@ class SoftmaxFamily(Loss):
         self.tau, self.similarity, self.negatives = float(tau), similarity, negatives
         if correction not in ("none", "logq"):
             raise ValueError(f"correction must be none or logq, got {correction!r}")
-        if correction == "logq" and negatives == "sampled":
+        if correction == "logq" and negatives != "in_batch":
             raise ValueError("correction logq corrects in-batch negatives: negatives must be "
-                             "in_batch or both")
+                             "in_batch")
         self.soften, self.in_batch_duplicates = float(soften), in_batch_duplicates
         self.correction = correction
         self.log_q: torch.Tensor | None = None  # [I] ln q_j, from setup()
@@ -101,15 +105,24 @@ class SoftmaxFamily(Loss):
             n = item_counts.to(torch.float64)
             self.log_q = (n.clamp_min(1.0) / n.sum()).log().to(torch.float32)
 
-    def _in_batch_shift(self, pos_items: torch.Tensor | None) -> torch.Tensor | None:
+
+    def _log_q_of(self, pos_items: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """ln q of the batch's positives [B], on `device` (the scores')."""
+        if self.log_q.device != device:  # once: setup() may have had the counts elsewhere
+            self.log_q = self.log_q.to(device)
+        return self.log_q[pos_items.to(device)]
+
+    def _in_batch_shift(self, pos_items: torch.Tensor | None,
+                        device: torch.device) -> torch.Tensor | None:
         """[B, B−1]: − ln q of each in-batch negative (the other rows' items), or None."""
         if self.correction != "logq":
             return None
         if pos_items is None or self.log_q is None:
             raise ValueError("the logq correction needs setup(item_counts) and the batch's "
                              "positive item ids (pos_items)")
-        lq = self.log_q.to(pos_items.device)[pos_items]  # [B]
+        lq = self._log_q_of(pos_items, device)  # [B]
         return off_diagonal(-lq.unsqueeze(0).expand(lq.shape[0], -1))
+
     def score_diffs(self, u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None,
                     table: torch.Tensor | None = None, items: torch.Tensor | None = None,
                     pos_items: torch.Tensor | None = None
@@ -141,9 +154,7 @@ class SoftmaxFamily(Loss):
         keep = shift = None
         if self.negatives in ("in_batch", "both"):
             parts.append(off_diagonal(u @ pos.T))  # [B, B−1]
-            shift = self._in_batch_shift(pos_items)
-            if shift is not None and len(parts) == 2:  # sampled columns first: no shift
-                shift = torch.cat([torch.zeros_like(parts[0]), shift], 1)
+            shift = self._in_batch_shift(pos_items, u.device)  # (None unless in_batch only)
             if self.in_batch_duplicates == "drop":
                 # rows of the same item are bit-identical pooled vectors: an exact row unique
                 _, item = torch.unique(raw_pos.detach(), dim=0, return_inverse=True)  # [B]
@@ -187,8 +198,8 @@ class SoftmaxFamily(Loss):
             logits.diagonal().fill_(float("-inf"))
             if self.correction == "logq":
                 if pos_items is None or self.log_q is None:
-                    self._in_batch_shift(pos_items)  # raises the error
-                logits = logits - self.log_q.to(pos_items.device)[pos_items].unsqueeze(0)
+                    self._in_batch_shift(pos_items, u.device)  # raises the error
+                logits.sub_(self._log_q_of(pos_items, u.device).unsqueeze(0))
             lse = torch.logsumexp(logits, dim=1) - c * s_pos
             return s_pos, lse, torch.ones_like(s_pos, dtype=torch.bool)
         s_pos, d, keep, shift = self.score_diffs(u, pos, neg, table, items, pos_items)
@@ -227,7 +238,8 @@ class SampledSoftmax(SoftmaxFamily):
     samples 800-1024 uniform negatives per pair or uses the batch (Yelp2018/Amazon/Gowalla
     LightGCN), IR-Benchmark 1000 uniform; our presets sl (256 uniform: CPU cost), sl-batch
     (in-batch) and sl-dns (the 64 highest-scored of 256: DNS(M, N) hard negatives).
-    ∂L/∂s_uj = softmax_j(d/τ)·(1−α)/τ / B, ∂L/∂s_ui = −(1−α)/τ / B.
+    ∂L/∂s_uj = softmax_j(d/τ + shift)·(1−α)/τ / B, ∂L/∂s_ui = −(1−α)/τ / B (shift: the logQ
+    correction's − ln q_j, 0 without it).
     """
 
     def from_diffs(self, s_pos, d, keep, shift=None):
