@@ -327,6 +327,40 @@ def test_logq_correction_in_training(monkeypatch):
     assert counts.tolist() == np.bincount(seen["train_items"], minlength=len(counts)).tolist()
 
 
+@pytest.mark.parametrize("name", ["sl", "bsl", "psl"])
+@pytest.mark.parametrize("correction", ["none", "logq"])
+def test_dropped_duplicates_by_ids_equal_by_vectors(name, correction, monkeypatch):
+    """With the positives' ids (the trainer's call) duplicates are found by id and SL/BSL take
+    the short road; the same value and gradients as without ids (identical pooled vectors, the
+    differences). A batch of one item: loss 0, finite gradients, on both roads."""
+    u1, p1, n1 = leaves(19, B=5)
+    base = torch.cat([p1[:2], p1[:1], p1[3:4], p1[1:2]]).detach()  # rows 0,2 and 1,4 the same
+    p1 = base.clone().requires_grad_(True)
+    u2, p2, n2 = clones(u1, p1, n1)
+    items = torch.tensor([0, 1, 0, 2, 1])
+    loss = build_loss(LossConfig(name=name, negatives="in_batch", tau=0.3,
+                                 in_batch_duplicates="drop", correction=correction))
+    loss.setup(torch.tensor([4, 3, 1]))
+    if correction == "logq":  # the vectors' road needs ids for ln q: the differences instead
+        b = loss.from_diffs(*loss.score_diffs(u2, p2, n2, pos_items=items))
+    else:
+        b = loss(u2, p2, n2)
+    with monkeypatch.context() as m:
+        if name != "psl":
+            m.setattr(loss, "score_diffs", lambda *a, **k: pytest.fail("took the long road"))
+        a = loss(u1, p1, n1, pos_items=items)
+    torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+    a.backward()
+    b.backward()
+    for x, y in ((u1, u2), (p1, p2)):
+        torch.testing.assert_close(x.grad, y.grad, rtol=1e-6, atol=1e-6)
+    same = p1[:1].detach().expand(5, -1).clone().requires_grad_(True)
+    uu = u1.detach().clone().requires_grad_(True)
+    zero = loss(uu, same, n1, pos_items=torch.zeros(5, dtype=torch.long))
+    zero.backward()
+    assert zero.item() == 0.0 and torch.isfinite(same.grad).all() and torch.isfinite(uu.grad).all()
+
+
 # --------------------------------------------------------------------------------------- PSL
 
 @pytest.mark.parametrize("act,f", [("tanh", lambda x: math.log(math.tanh(x) + 1)),

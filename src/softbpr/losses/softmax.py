@@ -156,8 +156,10 @@ class SoftmaxFamily(Loss):
             parts.append(off_diagonal(u @ pos.T))  # [B, B−1]
             shift = self._in_batch_shift(pos_items, u.device)  # (None unless in_batch only)
             if self.in_batch_duplicates == "drop":
-                # rows of the same item are bit-identical pooled vectors: an exact row unique
-                _, item = torch.unique(raw_pos.detach(), dim=0, return_inverse=True)  # [B]
+                # the positives' ids, or (called without them) rows of the same item are
+                # bit-identical pooled vectors: an exact row unique
+                item = pos_items.to(u.device) if pos_items is not None else torch.unique(
+                    raw_pos.detach(), dim=0, return_inverse=True)[1]  # [B]
                 other = off_diagonal(item.unsqueeze(1) != item.unsqueeze(0))  # [B, B−1]
                 keep = other if len(parts) == 1 else torch.cat(
                     [torch.ones_like(parts[0], dtype=torch.bool), other], 1)
@@ -183,25 +185,36 @@ class SoftmaxFamily(Loss):
     def scaled_log_sum_exp(self, u, pos, neg, table=None, items=None, pos_items=None
                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(s_ui [B], log Σ_{kept j} exp(d_j/τ + shift_j) [B], valid [B]): the sum SL and BSL
-        are made of (d_j with the softening applied). In-batch negatives (duplicates kept) take
-        a shorter road with the same value: log Σ_j exp(c·s_uj + shift_j) − c·s_ui, c = (1−α)/τ,
-        from one [B, B] product of (c·û) and the positives, its diagonal set to −inf — no
-        [B, B−1] copies of differences, scaled differences and their gradients (on one CPU
-        thread and B = 2048 about half the loss's time)."""
+        are made of (d_j with the softening applied). In-batch negatives take a shorter road
+        with the same value: log Σ_j exp(c·s_uj + shift_j) − c·s_ui, c = (1−α)/τ, from one
+        [B, B] product of (c·û) and the positives, its diagonal (with duplicates dropped: every
+        entry of the row's own item, known from pos_items) set to −inf — no [B, B−1] copies of
+        differences, scaled differences and their gradients (on one CPU thread and B = 2048
+        about half the loss's time)."""
         B = u.shape[0]
-        if self.negatives == "in_batch" and self.in_batch_duplicates == "keep" and B > 1:
+        drop = self.in_batch_duplicates == "drop"
+        if self.negatives == "in_batch" and B > 1 and (not drop or pos_items is not None):
             c = (1.0 - self.soften) / self.tau
             if self.similarity == "cosine":
                 u, pos = F.normalize(u, dim=-1), F.normalize(pos, dim=-1)
             s_pos = (u * pos).sum(-1)  # [B]
             logits = (u * c) @ pos.T  # [B, B]; mm keeps its inputs, not its output: in place ok
-            logits.diagonal().fill_(float("-inf"))
+            valid = torch.ones_like(s_pos, dtype=torch.bool)
+            if drop:
+                ids = pos_items.to(u.device)
+                same = ids.unsqueeze(1) == ids.unsqueeze(0)  # [B, B], the diagonal included
+                logits.masked_fill_(same, float("-inf"))
+                valid = ~same.all(1)  # a row whose batch is all its own item has no negative
+            else:
+                logits.diagonal().fill_(float("-inf"))
             if self.correction == "logq":
                 if pos_items is None or self.log_q is None:
                     self._in_batch_shift(pos_items, u.device)  # raises the error
                 logits.sub_(self._log_q_of(pos_items, u.device).unsqueeze(0))
             lse = torch.logsumexp(logits, dim=1) - c * s_pos
-            return s_pos, lse, torch.ones_like(s_pos, dtype=torch.bool)
+            if drop:  # (an all −inf row: logsumexp −inf, its gradient finite and 0)
+                lse = torch.where(valid, lse, 0.0)
+            return s_pos, lse, valid
         s_pos, d, keep, shift = self.score_diffs(u, pos, neg, table, items, pos_items)
         lse, valid = self.log_sum_exp(d / self.tau, keep, shift)
         return s_pos, lse, valid
