@@ -104,3 +104,20 @@ def test_chunked_topk_is_exact(n_items):
     finite = torch.isfinite(a.values)
     assert torch.equal(a.indices[finite], b.indices[finite])
     assert torch.equal(s.gather(1, b.indices), b.values)
+
+
+def test_cosine_ranking_by_hand():
+    """rank_by = cosine ranks by the angle, not the length: item 0 is long and off-angle, item 1
+    short and aligned with the user. Dot ranks 0 first, cosine 1 first."""
+    from softbpr.evaluate import ranking_vectors
+    u = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    it = torch.tensor([[10.0, 10.0], [1.0, 0.1], [0.0, 0.0]], dtype=torch.float64)
+    truth, mask = csr({0: [1]}, 1, 3), csr({}, 1, 3)
+    assert rank_metrics(u, it, truth, mask, ks=(1,))["recall@1"] == 0.0
+    uc, ic = ranking_vectors(u, it, "cosine")
+    assert rank_metrics(uc, ic, truth, mask, ks=(1,))["recall@1"] == 1.0
+    torch.testing.assert_close(ic[0], torch.tensor([0.5 ** 0.5] * 2, dtype=torch.float64))
+    assert torch.equal(ic[2], torch.zeros(2, dtype=torch.float64))  # a zero row stays zero
+    assert ranking_vectors(u, it, "dot")[1] is it
+    with pytest.raises(ValueError, match="dot or cosine"):
+        ranking_vectors(u, it, "angle")

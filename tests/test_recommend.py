@@ -225,3 +225,35 @@ def test_doc_python_blocks_run(tmp_path, monkeypatch, capsys):
         exec(compile(code, str(DOC), "exec"), ns)
     assert (tmp_path / "embeddings.npz").exists()
     assert "popular" in capsys.readouterr().out
+
+
+def test_rank_by_cosine_in_evaluation_and_serving(tmp_path):
+    """--rank-by cosine: the run's test metrics are those of the unit-length vectors, its
+    embeddings.npz holds them, and the Recommender built from the run serves that ranking."""
+    from softbpr.evaluate import ranking_vectors
+    out = tmp_path / "cos"
+    assert main([*train_args(write_csv(tmp_path / "data.csv"), out), "--rank-by", "cosine"]) == 0
+    rec = softbpr.load_recommender(out, "cpu")
+    assert rec.rank_by == "cosine"
+    norms = np.linalg.norm(rec.item_embeddings, axis=1)
+    assert np.allclose(norms[norms > 0], 1.0, atol=1e-5)
+    z = np.load(out / "embeddings.npz")
+    assert np.allclose(z["item_embeddings"], rec.item_embeddings, atol=1e-6)
+    # the run's test metrics: the checkpoint's raw vectors, normalised, through rank_metrics
+    from softbpr.checkpoint import load_checkpoint
+    from softbpr.graph import InteractionGraph
+    from softbpr.trainer import evaluate_model
+    exp, model, split, _ = load_checkpoint(out, "cpu")
+    graph = InteractionGraph.from_pairs(split.train, split.n_users, split.n_items, "cpu")
+    res = json.loads((out / "result.json").read_text())["test"]
+    cos = evaluate_model(model, graph, split, "test", exp.eval.topk, rank_by="cosine")
+    dot = evaluate_model(model, graph, split, "test", exp.eval.topk)
+    assert all(abs(cos[k] - res[k]) < 1e-9 for k in res)
+    # the served vectors are the evaluated ones: the propagated rows, normalised
+    emb = model.propagate(graph)
+    uc, ic = ranking_vectors(emb.user, emb.item, "cosine")
+    assert np.allclose(rec.user_embeddings, uc.detach().numpy(), atol=1e-6)
+    assert np.allclose(rec.item_embeddings, ic.detach().numpy(), atol=1e-6)
+    assert not np.allclose(rec.item_embeddings, emb.item.detach().numpy(), atol=1e-3)
+    dot = evaluate_model(model, graph, split, "test", exp.eval.topk)
+    assert abs(cos["ndcg@20"] - dot["ndcg@20"]) > 1e-3  # the two rankings differ on this data

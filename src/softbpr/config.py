@@ -348,6 +348,13 @@ class EvalConfig(_Section):
     """Validation metric for early stopping and model selection (recall@K or ndcg@K)."""
     batch_users: int = param(0, "users scored at once; 0 = auto", ge=0)
     """Users scored at once (0 = auto: about 2^25 scores per batch)."""
+    rank_by: str = param("dot", "rank items at evaluation and serving by the dot product of the "
+                         "pooled vectors or by their cosine", choices=("dot", "cosine"))
+    """dot (LightGCN's, RecBole's, IR-Benchmark's) or cosine (BSL's Gowalla and ML-1M runs,
+    `generate_mode = cosine`): the ranking the metrics, early stopping and the Recommender use.
+    With cosine the run's embeddings.npz and the Recommender hold unit-length vectors, so any
+    dot-product consumer (an ANN index) ranks as evaluated. Training is unaffected (the
+    softmax losses' loss.similarity is their training score)."""
     valid_users: int = param(100_000, "validate on a seeded sample of this many users when "
                              "more have validation items (0 = all); the test scores all", ge=0)
     """Validation on large data: a seeded sample (data.seed) of this many of the users with

@@ -29,11 +29,23 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 
 
 def _keys(csr: sp.csr_matrix, n_items: int) -> np.ndarray:
     rows = np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
     return np.sort(rows * n_items + csr.indices.astype(np.int64))
+
+
+def ranking_vectors(user_vecs: torch.Tensor, item_vecs: torch.Tensor, rank_by: str = "dot"
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The vectors whose dot product is the ranking score: as given (rank_by = dot), or scaled
+    to unit length (cosine; a zero row stays zero)."""
+    if rank_by == "dot":
+        return user_vecs, item_vecs
+    if rank_by == "cosine":
+        return F.normalize(user_vecs, dim=-1), F.normalize(item_vecs, dim=-1)
+    raise ValueError(f"rank_by must be dot or cosine, got {rank_by!r}")
 
 
 def topk_masked(user_vecs: torch.Tensor, item_vecs: torch.Tensor, users: torch.Tensor,

@@ -26,7 +26,7 @@ import torch
 
 from .checkpoint import load_checkpoint, write_embeddings
 from .data import IdMap
-from .evaluate import topk_masked
+from .evaluate import ranking_vectors, topk_masked
 from .graph import InteractionGraph
 from .rundir import atomic_write
 from .seeding import pick_device
@@ -84,13 +84,14 @@ class Recommender:
     """
 
     def __init__(self, user_vecs: torch.Tensor, item_vecs: torch.Tensor, split: Split,
-                 train_csr: sp.csr_matrix | None = None):
+                 train_csr: sp.csr_matrix | None = None, rank_by: str = "dot"):
         n_u, n_i = split.n_users, split.n_items
         if user_vecs.shape[0] != n_u or item_vecs.shape[0] != n_i:
             raise ValueError(f"embeddings {tuple(user_vecs.shape)} / {tuple(item_vecs.shape)} "
                              f"do not match {n_u} users / {n_i} items")
         dev = item_vecs.device
-        self.split = split
+        user_vecs, item_vecs = ranking_vectors(user_vecs, item_vecs, rank_by)  # cosine: unit rows
+        self.split, self.rank_by = split, rank_by
         self._user = user_vecs.detach().float().to(dev)  # [U, d]
         self._item = item_vecs.detach().float()  # [I, d]
         seen = train_csr if train_csr is not None else split.train.csr(n_u, n_i)
@@ -125,10 +126,10 @@ class Recommender:
                         ) -> Recommender:
         """Load `run_dir/model.pt` (or a checkpoint file) and propagate once on `device`."""
         dev = pick_device(device) if isinstance(device, str) else torch.device(device)
-        _, model, split, _ = load_checkpoint(run_dir, dev)
+        exp, model, split, _ = load_checkpoint(run_dir, dev)
         graph = InteractionGraph.from_pairs(split.train, split.n_users, split.n_items, dev)
         emb = model.propagate(graph)
-        return cls(emb.user.clone(), emb.item.clone(), split, graph.train_csr)
+        return cls(emb.user.clone(), emb.item.clone(), split, graph.train_csr, exp.eval.rank_by)
 
     @classmethod
     @torch.no_grad()
@@ -141,7 +142,8 @@ class Recommender:
         run.model.eval()
         emb = run.model.propagate(run.graph)
         run.model.train(was_training)
-        return cls(emb.user.clone(), emb.item.clone(), run.split, run.graph.train_csr)
+        return cls(emb.user.clone(), emb.item.clone(), run.split, run.graph.train_csr,
+                   run.experiment.eval.rank_by)
 
     # -- ids and vectors ----------------------------------------------------------------------
 

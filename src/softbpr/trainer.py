@@ -31,7 +31,7 @@ from .config import Experiment
 from .diagnostics import EpochStats, pair_keys
 from .distributed import Dist
 from .distributed import setup as dist_setup
-from .evaluate import RankingTask, score_task
+from .evaluate import RankingTask, ranking_vectors, score_task
 from .graph import InteractionGraph
 from .losses import build_loss, gradient_weight, l2_penalty
 from .memory import check_train
@@ -296,7 +296,7 @@ def evaluate_model(model: MF, graph: InteractionGraph, split: Split, which: str,
                    ks, batch_users: int = 0, dist: Dist = Dist(),
                    cache: dict | None = None,
                    log: Callable[[str], None] | None = None, sample: int = 0,
-                   seed: int = 0) -> dict[str, float]:
+                   seed: int = 0, rank_by: str = "dot") -> dict[str, float]:
     """Full-ranking metrics on split.valid ('valid', train masked) or split.test ('test', train
     and valid masked). See evaluate.rank_metrics for the definitions. With several ranks each
     scores a share of the users and the means are combined exactly (weighted by user counts).
@@ -326,7 +326,8 @@ def evaluate_model(model: MF, graph: InteractionGraph, split: Split, which: str,
             cache[which] = task
     lines = ProgressLog(task.users.numel(), f"evaluate {which}", log, unit="users") if log \
         else None
-    res = score_task(task, emb.user, emb.item, ks, batch_users or None, lines)
+    res = score_task(task, *ranking_vectors(emb.user, emb.item, rank_by), ks,
+                     batch_users or None, lines)
     if not dist.active:
         return res
     keys = [k for k in res if k != "users"]
@@ -464,7 +465,7 @@ def fit(exp: Experiment, split: Split | None = None, out_dir: str | Path | None 
             te = time.perf_counter()
             valid = evaluate_model(p.model, p.graph, split, "valid", exp.eval.topk,
                                    exp.eval.batch_users, dist, eval_cache, log,
-                                   exp.eval.valid_users, exp.data.seed)
+                                   exp.eval.valid_users, exp.data.seed, exp.eval.rank_by)
             if eval_cache["valid"].sampled:
                 run.valid_users = {"sampled": exp.eval.valid_users,
                                    "of": eval_cache["valid"].n_total, "seed": exp.data.seed}
@@ -513,7 +514,8 @@ def _finish(run: Run, p: Parts, stopper: EarlyStopping, rd: RunDir | None, budge
     else:
         run.best_epoch = run.history[-1]["epoch"] if run.history else 0
     run.test = {k: v for k, v in evaluate_model(p.model, p.graph, split, "test", exp.eval.topk,
-                                                exp.eval.batch_users, p.dist, log=log).items()
+                                                exp.eval.batch_users, p.dist, log=log,
+                                                rank_by=exp.eval.rank_by).items()
                 if k != "users"}
     run.seconds = budget.elapsed()
     log(f"best epoch {run.best_epoch} | test {_fmt(run.test)} | {run.seconds:.1f}s")
@@ -522,7 +524,8 @@ def _finish(run: Run, p: Parts, stopper: EarlyStopping, rd: RunDir | None, budge
                         {"valid": run.valid, "test": run.test})
         with torch.no_grad():
             emb = p.model.propagate(p.graph)
-        write_embeddings(rd.embeddings_path, split, emb.user, emb.item)
+        write_embeddings(rd.embeddings_path, split,
+                         *ranking_vectors(emb.user, emb.item, exp.eval.rank_by))
         rd.write_result(run.result())
     p.dist.barrier()
     return run

@@ -69,7 +69,8 @@ def evaluate(args) -> int:
     for which in ("valid", "test"):
         if len(getattr(split, which)):
             out[which] = {k: v for k, v in evaluate_model(model, graph, split, which, ks,
-                                                          exp.eval.batch_users).items()
+                                                          exp.eval.batch_users,
+                                                          rank_by=exp.eval.rank_by).items()
                           if k != "users"}
     print(json.dumps(out, indent=2))
     ref = RunDir(args.run_dir).read_result()
