@@ -235,6 +235,20 @@ def test_logq_correction_by_hand(name):
         corr(u, p, n)
 
 
+def short_road_equals(loss, leaves1, items, b, leaves2, monkeypatch, short=True):
+    """loss(*leaves1, pos_items=items) — on the short road (score_diffs never called) when
+    `short` — equals `b`, computed from clones `leaves2`, in value and in gradient."""
+    with monkeypatch.context() as m:  # the short road must not go through the differences
+        if short:
+            m.setattr(loss, "score_diffs", lambda *a, **k: pytest.fail("took the long road"))
+        a = loss(*leaves1, pos_items=items)
+    torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+    a.backward()
+    b.backward()
+    for x, y in zip(leaves1, leaves2):
+        torch.testing.assert_close(x.grad, y.grad, rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("name", ["sl", "bsl"])
 @pytest.mark.parametrize("similarity", ["cosine", "dot"])
 @pytest.mark.parametrize("soften,correction", [(0.0, "none"), (0.4, "none"), (0.0, "logq"),
@@ -251,14 +265,7 @@ def test_in_batch_short_road_equals_the_differences(name, similarity, soften, co
                                  soften=soften, correction=correction, tau=0.3))
     loss.setup(torch.tensor([5, 2, 2, 1]))
     b = loss.from_diffs(*loss.score_diffs(u2, p2, n2, pos_items=items))
-    with monkeypatch.context() as m:  # the short road must not go through the differences
-        m.setattr(loss, "score_diffs", lambda *a, **k: pytest.fail("took the long road"))
-        a = loss(u1, p1, n1, pos_items=items)
-    torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
-    a.backward()
-    b.backward()
-    for x, y in ((u1, u2), (p1, p2)):
-        torch.testing.assert_close(x.grad, y.grad, rtol=1e-6, atol=1e-6)
+    short_road_equals(loss, (u1, p1, n1), items, b, (u2, p2), monkeypatch)
     assert torch.autograd.gradcheck(lambda x, y: loss(x, y, None, pos_items=items),
                                     (u1, p1))
 
@@ -345,15 +352,7 @@ def test_dropped_duplicates_by_ids_equal_by_vectors(name, correction, monkeypatc
         b = loss.from_diffs(*loss.score_diffs(u2, p2, n2, pos_items=items))
     else:
         b = loss(u2, p2, n2)
-    with monkeypatch.context() as m:
-        if name != "psl":
-            m.setattr(loss, "score_diffs", lambda *a, **k: pytest.fail("took the long road"))
-        a = loss(u1, p1, n1, pos_items=items)
-    torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
-    a.backward()
-    b.backward()
-    for x, y in ((u1, u2), (p1, p2)):
-        torch.testing.assert_close(x.grad, y.grad, rtol=1e-6, atol=1e-6)
+    short_road_equals(loss, (u1, p1, n1), items, b, (u2, p2), monkeypatch, name != "psl")
     same = p1[:1].detach().expand(5, -1).clone().requires_grad_(True)
     uu = u1.detach().clone().requires_grad_(True)
     zero = loss(uu, same, n1, pos_items=torch.zeros(5, dtype=torch.long))
