@@ -33,6 +33,8 @@ CASES = [  # (committed table, its result files, report options)
      {"rows_by": ("variant",), "proposed": None}),
     ("table2-tuned-all", ["table2-tuned-all-results.jsonl"], {"rows_by": ("method",)}),
     ("table2-tuned-tmall", ["table2-tuned-tmall-results.jsonl"], {"rows_by": ("method",)}),
+    ("table2-tuned-tmall-all", ["table2-tuned-tmall-all-results.jsonl"],
+     {"rows_by": ("method",)}),
     ("sl-negatives", ["sl-negatives-results.jsonl"],
      {"rows_by": ("n_negatives", "tau"), "proposed": None}),
     ("figs-ml100k", ["figs-ml100k-results.jsonl"],
@@ -90,7 +92,7 @@ def test_tune_vs_grid_tables_regenerate(capsys):
 
 @pytest.mark.parametrize("ds,name,rows,pattern", [
     ("ml-100k", "table2-tuned-all-results.jsonl", "method", r"[\w-]+"),
-    ("tmall", "table2-tuned-tmall-results.jsonl", "method", r"[\w-]+"),
+    ("tmall", "table2-tuned-tmall-all-results.jsonl", "method", r"[\w-]+"),
     ("ml-100k", "sl-negatives-results.jsonl", "n_negatives,tau", r"\d+/[\d.]+"),
     ("ml-100k", "figs-ml100k-results.jsonl", "method,pool_size", r"(?:rns|dns|sdns|mixgcf)/\d+"),
     ("ml-100k", "fig3cd-ml100k-results.jsonl", "method,alpha", r"sdns-mix/[\d.]+"),
