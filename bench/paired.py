@@ -12,6 +12,7 @@ keys than the method, as `softbpr report --rows`; a row is then named by its val
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from softbpr.report import load_results, paired_test, select
@@ -30,8 +31,13 @@ def main(argv: list[str] | None = None) -> None:
     for (row, ds), c in select(load_results(Path(a.results)), rows_by=rows_by).items():
         chosen[("/".join(f"{v:g}" if isinstance(v, float) else str(v) for v in row), ds)] = c
     datasets = sorted({ds for _, ds in chosen} if a.dataset is None else {a.dataset})
+    rows = sorted({r for r, _ in chosen})
     for pair in a.pairs:
         m1, _, m2 = pair.partition(":")
+        unknown = [m for m in (m1, m2) if m not in rows]
+        if unknown:  # a typo must not print nothing
+            sys.exit(f"paired.py: {pair}: no row {', '.join(map(repr, unknown))} in {a.results} "
+                     f"(rows by {a.rows}: {', '.join(rows)})")
         for ds in datasets:
             if (m1, ds) not in chosen or (m2, ds) not in chosen:
                 continue

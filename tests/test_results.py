@@ -35,6 +35,8 @@ CASES = [  # (committed table, its result files, report options)
     ("table2-tuned-tmall", ["table2-tuned-tmall-results.jsonl"], {"rows_by": ("method",)}),
     ("table2-tuned-tmall-all", ["table2-tuned-tmall-all-results.jsonl"],
      {"rows_by": ("method",)}),
+    ("soften-bsl", ["soften-bsl-results.jsonl"],
+     {"rows_by": ("soften", "tau"), "proposed": None}),
     ("sl-negatives", ["sl-negatives-results.jsonl"],
      {"rows_by": ("n_negatives", "tau"), "proposed": None}),
     ("figs-ml100k", ["figs-ml100k-results.jsonl"],
@@ -94,6 +96,7 @@ def test_tune_vs_grid_tables_regenerate(capsys):
     ("ml-100k", "table2-tuned-all-results.jsonl", "method", r"[\w-]+"),
     ("tmall", "table2-tuned-tmall-all-results.jsonl", "method", r"[\w-]+"),
     ("ml-100k", "sl-negatives-results.jsonl", "n_negatives,tau", r"\d+/[\d.]+"),
+    ("ml-100k", "soften-bsl-results.jsonl", "soften,tau", r"0(?:\.\d+)?/[\d.]+"),
     ("ml-100k", "figs-ml100k-results.jsonl", "method,pool_size", r"(?:rns|dns|sdns|mixgcf)/\d+"),
     ("ml-100k", "fig3cd-ml100k-results.jsonl", "method,alpha", r"sdns-mix/[\d.]+"),
 ])
@@ -111,3 +114,13 @@ def test_paired_tests_regenerate(capsys, ds, name, rows, pattern):
     _bench("paired").main([str(RESULTS / name), "--rows", rows,
                            *[f"{a}:{b}" for a, b in pairs]])
     assert capsys.readouterr().out.strip().splitlines() == lines
+
+
+def test_paired_names_an_unknown_row():
+    """A row name that is not in the results (a typo, "0.0" for "0") stops with the rows there,
+    instead of printing nothing."""
+    name = RESULTS / "table2-tuned-all-results.jsonl"
+    if not name.exists():
+        pytest.skip(f"{name} is not committed")
+    with pytest.raises(SystemExit, match=r"no row 'sdsn' .*rows by method: .*sdns"):
+        _bench("paired").main([str(name), "sdsn:dns"])
