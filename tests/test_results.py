@@ -35,6 +35,8 @@ CASES = [  # (committed table, its result files, report options)
     ("table2-tuned-tmall", ["table2-tuned-tmall-results.jsonl"], {"rows_by": ("method",)}),
     ("table2-tuned-tmall-all", ["table2-tuned-tmall-all-results.jsonl"],
      {"rows_by": ("method",)}),
+    ("inbatch-drop", ["inbatch-drop-results.jsonl"],
+     {"rows_by": ("method", "in_batch_duplicates"), "proposed": None}),
     ("soften-bsl", ["soften-bsl-results.jsonl"],
      {"rows_by": ("soften", "tau"), "proposed": None}),
     ("sl-negatives", ["sl-negatives-results.jsonl"],
@@ -97,6 +99,8 @@ def test_tune_vs_grid_tables_regenerate(capsys):
     ("tmall", "table2-tuned-tmall-all-results.jsonl", "method", r"[\w-]+"),
     ("ml-100k", "sl-negatives-results.jsonl", "n_negatives,tau", r"\d+/[\d.]+"),
     ("ml-100k", "soften-bsl-results.jsonl", "soften,tau", r"0(?:\.\d+)?/[\d.]+"),
+    ("ml-100k", "inbatch-drop-results.jsonl", "method,in_batch_duplicates",
+     r"sl-batch(?:-logq)?/(?:drop|keep)"),
     ("ml-100k", "figs-ml100k-results.jsonl", "method,pool_size", r"(?:rns|dns|sdns|mixgcf)/\d+"),
     ("ml-100k", "fig3cd-ml100k-results.jsonl", "method,alpha", r"sdns-mix/[\d.]+"),
 ])

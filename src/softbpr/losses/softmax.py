@@ -27,11 +27,12 @@ no option needed.
 
 In-batch negatives follow BSL's code (`Uniform_loss`): the B×B score matrix of the batch's users
 and positives; row b's negatives are the other B−1 positives, not masked (a positive of the
-same item, or another positive of the same user, counts as a negative). On a small catalogue
-that matters: ml-100k's 1,682 items put ~3.9 copies of a row's own item among its 2,047
-in-batch negatives. loss.in_batch_duplicates = drop leaves out the rows of the same item
-(detected as identical pooled vectors; other positives of the same user stay). A row without
-a negative left (a batch of one pair) contributes 0.
+same item, or another positive of the same user, counts as a negative). ml-100k's 1,682 items
+put ~3.9 copies of a row's own item among its 2,047 in-batch negatives; each adds exp(0) to a
+sum of ~2,047 terms and no gradient, so it matters little (measured: no difference, p ≥ 0.09,
+docs/results/README.md). loss.in_batch_duplicates = drop leaves out the rows of the same item
+(by pos_items, or identical pooled vectors without them; other positives of the same user
+stay). A row without a negative left (a batch of one pair) contributes 0.
 
 logQ correction (loss.correction = logq; Yi et al., "Sampling-Bias-Corrected Neural Modeling
 for Large Corpus Item Recommendations", RecSys 2019): an in-batch slot holds item j with
