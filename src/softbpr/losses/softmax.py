@@ -106,7 +106,6 @@ class SoftmaxFamily(Loss):
             n = item_counts.to(torch.float64)
             self.log_q = (n.clamp_min(1.0) / n.sum()).log().to(torch.float32)
 
-
     def _log_q_of(self, pos_items: torch.Tensor, device: torch.device) -> torch.Tensor:
         """ln q of the batch's positives [B], on `device` (the scores')."""
         if self.log_q.device != device:  # once: setup() may have had the counts elsewhere
