@@ -106,8 +106,11 @@ class SoftmaxFamily(Loss):
             n = item_counts.to(torch.float64)
             self.log_q = (n.clamp_min(1.0) / n.sum()).log().to(torch.float32)
 
-    def _log_q_of(self, pos_items: torch.Tensor, device: torch.device) -> torch.Tensor:
+    def _log_q_of(self, pos_items: torch.Tensor | None, device: torch.device) -> torch.Tensor:
         """ln q of the batch's positives [B], on `device` (the scores')."""
+        if pos_items is None or self.log_q is None:
+            raise ValueError("the logq correction needs setup(item_counts) and the batch's "
+                             "positive item ids (pos_items)")
         if self.log_q.device != device:  # once: setup() may have had the counts elsewhere
             self.log_q = self.log_q.to(device)
         return self.log_q[pos_items.to(device)]
@@ -117,9 +120,6 @@ class SoftmaxFamily(Loss):
         """[B, B−1]: − ln q of each in-batch negative (the other rows' items), or None."""
         if self.correction != "logq":
             return None
-        if pos_items is None or self.log_q is None:
-            raise ValueError("the logq correction needs setup(item_counts) and the batch's "
-                             "positive item ids (pos_items)")
         lq = self._log_q_of(pos_items, device)  # [B]
         return off_diagonal(-lq.unsqueeze(0).expand(lq.shape[0], -1))
 
@@ -208,8 +208,6 @@ class SoftmaxFamily(Loss):
             else:
                 logits.diagonal().fill_(float("-inf"))
             if self.correction == "logq":
-                if pos_items is None or self.log_q is None:
-                    self._in_batch_shift(pos_items, u.device)  # raises the error
                 logits.sub_(self._log_q_of(pos_items, u.device).unsqueeze(0))
             lse = torch.logsumexp(logits, dim=1) - c * s_pos
             if drop:  # (an all −inf row: logsumexp −inf, its gradient finite and 0)
