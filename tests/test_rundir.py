@@ -1,6 +1,8 @@
 """RunDir: the run-directory format (file names, atomic writes, status, history, naming)."""
 
 import json
+import os
+import signal
 import time
 
 import pytest
@@ -107,6 +109,36 @@ def test_atomic_write_keeps_the_target_on_failure(tmp_path):
     with pytest.raises(RuntimeError):
         atomic_write(p, boom)
     assert json.loads(p.read_text()) == {"a": 1}
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["f.json"]
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="no signal masks here")
+def test_a_signal_during_a_write_waits_for_the_rename(tmp_path):
+    """SIGTERM unwinds a command as an exception (cli.main); landing mid-write it must neither
+    leave a temp file nor a half file: it is held back until the rename is done."""
+    class Stop(Exception):
+        pass
+
+    def stop(signum, frame):
+        raise Stop
+
+    p = tmp_path / "f.json"
+    seen = []
+
+    def w(tmp):
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while the temp file exists
+        for _ in range(1000):  # a pending handler would run within these bytecodes
+            seen.append(1)
+        with open(tmp, "w") as fh:
+            fh.write("{}")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        with pytest.raises(Stop):
+            atomic_write(p, w)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert len(seen) == 1000 and p.read_text() == "{}"
     assert sorted(x.name for x in tmp_path.iterdir()) == ["f.json"]
 
 

@@ -20,8 +20,10 @@ temp file, which `clear_temp` removes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -48,24 +50,44 @@ rewritten; other files, e.g. sweep.json, stay)."""
 _SECTIONS = ("data", "model", "sampler", "loss", "train", "eval")
 
 
+@contextlib.contextmanager
+def _signals_deferred():
+    """Hold SIGINT and SIGTERM back until the block ends (where the OS lets a thread do so).
+
+    Both unwind a command as an exception raised at whatever line is running; inside
+    `atomic_write` that could fall between creating the temp file and removing it. Held back, a
+    signal is delivered as soon as the block ends, so a Ctrl-C waits at most one file write."""
+    block = getattr(signal, "pthread_sigmask", None)
+    if block is None:  # Windows: no masks; the cleanup below still covers almost every moment
+        yield
+        return
+    old = block(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        block(signal.SIG_SETMASK, old)
+
+
 def atomic_write(path: str | Path, write: Callable[[str], Any]) -> None:
-    """Call write(tmp_path), then rename over `path`: readers never see a half-written file."""
+    """Call write(tmp_path), then rename over `path`: readers never see a half-written file,
+    and a Ctrl-C or SIGTERM during the write leaves no temp file (it waits for the rename)."""
     path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:  # name the file the user asked for, not the temp file
-        raise type(e)(e.errno, e.strerror, str(path)) from None
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with _signals_deferred():
+        try:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        except OSError as e:  # name the file the user asked for, not the temp file
+            raise type(e)(e.errno, e.strerror, str(path)) from None
+        try:
+            os.close(fd)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
+            write(tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
 
 
 def write_json(path: str | Path, obj) -> None:
