@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from softbpr.report import load_results, paired_test
 from softbpr.rundir import RunDir
 from softbpr.sweep import expand, load_sweep
-from softbpr.tune import TuneOptions, budget_attrs, groups, make_pruner, make_sampler
+from softbpr.tune import PRUNERS, TuneOptions, budget_attrs, groups, make_pruner, make_sampler
 
 
 def replay(file: str, grid: str, opts: TuneOptions) -> list[dict]:
@@ -42,9 +42,11 @@ def replay(file: str, grid: str, opts: TuneOptions) -> list[dict]:
     out = []
     for g in groups(expand(sw), seed):
         metric = g.specs[0].exp.eval.metric
-        study = optuna.create_study(direction="maximize", sampler=make_sampler(opts, g),
+        # the real tuning's study name: hyperband's bracket of a trial is a hash of it
+        study = optuna.create_study(study_name=f"{sw.name}/{g.name}", direction="maximize",
+                                    sampler=make_sampler(opts, g),
                                     pruner=make_pruner(opts, min(s.exp.train.eval_every
-                                                                 for s in g.specs)))
+                                                                 for s in g.specs), g.epochs))
         n = budget_attrs(opts, g, sw, seed)["trials"]
         used = 0
         pruned = []
@@ -103,7 +105,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("file", help="the sweep file")
     p.add_argument("grid", help="the exhaustive grid's sweep folder (its runs' history.jsonl)")
-    p.add_argument("--pruner", default="halving", choices=("median", "halving", "none"))
+    p.add_argument("--pruner", default="halving", choices=PRUNERS)
     p.add_argument("--min-epochs", type=int, default=0)
     p.add_argument("--startup-trials", type=int, default=5)
     p.add_argument("--reduction-factor", type=int, default=3)

@@ -325,3 +325,22 @@ def test_jobs_share_the_studies(tmp_path):
     assert len(res) == 9 and len({r["run"] for r in res}) == 9  # every point once
     rows = json.loads((tmp_path / "out" / "tune.json").read_text())
     assert [r["trials"] for r in rows] == [{"complete": 3}, {"complete": 6}]
+
+
+def test_hyperband_spans_the_first_rung_to_the_epoch_cap(tmp_path):
+    """hyperband: Optuna's HyperbandPruner with brackets from max(min_epochs, eval_every) to the
+    trials' epoch cap; a tuning with it runs, prunes through StopRun and records η."""
+    p = tune_mod.make_pruner(TuneOptions(pruner="hyperband", min_epochs=4, reduction_factor=2),
+                             eval_every=2, max_epochs=150)
+    assert isinstance(p, optuna.pruners.HyperbandPruner)
+    assert (p._min_resource, p._max_resource, p._reduction_factor) == (4, 150, 2)
+    p = tune_mod.make_pruner(TuneOptions(pruner="hyperband"), eval_every=3, max_epochs=30)
+    assert (p._min_resource, p._max_resource, p._reduction_factor) == (3, 30, 3)
+    sw = load_sweep(write(tmp_path))
+    rows = tune(sw, expand(sw), TuneOptions(pruner="hyperband", min_epochs=1,
+                                            reduction_factor=2), log=quiet)
+    assert all(r["budget"]["pruner"] == "hyperband" and r["budget"]["reduction_factor"] == 2
+               for r in rows)
+    res = read_rows(sw.out / "results.jsonl")
+    assert len(res) == 9 and all(r["tune"]["pruner"] == "hyperband" for r in res)
+    assert all(RunDir(sw.out / r["run"]).is_finished() for r in res)

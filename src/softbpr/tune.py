@@ -48,7 +48,7 @@ from .config import ConfigError
 from .sweep import RunSpec, Sweep, run_processes, run_sweep
 
 SAMPLERS = ("grid", "tpe", "random")
-PRUNERS = ("median", "halving", "none")
+PRUNERS = ("median", "halving", "hyperband", "none")
 DB = "tune.db"
 LOCK = "tune.lock"
 SUMMARY = "tune.json"
@@ -72,7 +72,9 @@ class TuneOptions:
     sampler: str = "grid"
     """grid (every point, Optuna's GridSampler) | tpe | random (budgeted: --trials)."""
     pruner: str = "median"
-    """median (MedianPruner) | halving (SuccessiveHalvingPruner) | none."""
+    """median (MedianPruner) | halving (SuccessiveHalvingPruner) | hyperband (HyperbandPruner:
+    several successive-halving brackets with later first rungs, so a slow learner survives in
+    some of them) | none."""
     trials: int = 0
     """Trials per study (per dataset and method); 0 = the number of grid points."""
     seed: int | None = None
@@ -83,7 +85,7 @@ class TuneOptions:
     startup_trials: int = 5
     """median: trials that finish before any is pruned (Optuna's n_startup_trials)."""
     reduction_factor: int = 3
-    """halving: 1 of every `reduction_factor` trials goes on at each rung."""
+    """halving, hyperband: 1 of every `reduction_factor` trials goes on at each rung."""
     sampler_seed: int = 0
     """Seed of the sampler (the grid's order, TPE's draws)."""
 
@@ -204,7 +206,9 @@ def storage(out: Path):
     return st
 
 
-def make_pruner(opts: TuneOptions, eval_every: int):
+def make_pruner(opts: TuneOptions, eval_every: int, max_epochs: int):
+    """The Optuna pruner of `opts` for trials that report every `eval_every` epochs, up to
+    `max_epochs` (hyperband's max_resource: its brackets span min_epochs .. the cap)."""
     optuna = require_optuna()
     if opts.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=opts.startup_trials,
@@ -212,6 +216,10 @@ def make_pruner(opts: TuneOptions, eval_every: int):
     if opts.pruner == "halving":
         return optuna.pruners.SuccessiveHalvingPruner(
             min_resource=max(opts.min_epochs, eval_every, 1),
+            reduction_factor=opts.reduction_factor)
+    if opts.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=max(opts.min_epochs, eval_every, 1), max_resource=max_epochs,
             reduction_factor=opts.reduction_factor)
     return optuna.pruners.NopPruner()
 
@@ -240,7 +248,7 @@ def budget_attrs(opts: TuneOptions, group: Group, sw: Sweep, seed: int) -> dict:
             "epochs_per_trial": group.epochs, "grid_points": n, "seed": seed,
             "min_epochs": opts.min_epochs,
             **({"startup_trials": opts.startup_trials} if opts.pruner == "median" else {}),
-            **({"reduction_factor": opts.reduction_factor} if opts.pruner == "halving" else {}),
+            **({"reduction_factor": opts.reduction_factor} if opts.pruner in ("halving", "hyperband") else {}),
             "metric": group.specs[0].exp.eval.metric, "points": group.fingerprint()}
 
 
@@ -254,13 +262,13 @@ def open_study(st, sw: Sweep, group: Group, opts: TuneOptions, seed: int, worker
     want = budget_attrs(opts, group, sw, seed)
     eval_every = min(s.exp.train.eval_every for s in group.specs)
     try:
-        study = optuna.load_study(study_name=name, storage=st, pruner=make_pruner(opts, eval_every),
+        study = optuna.load_study(study_name=name, storage=st, pruner=make_pruner(opts, eval_every, group.epochs),
                                   sampler=make_sampler(opts, group, worker))
     except KeyError:
         if not create:
             return None
         study = optuna.create_study(study_name=name, storage=st, direction="maximize",
-                                    load_if_exists=True, pruner=make_pruner(opts, eval_every),
+                                    load_if_exists=True, pruner=make_pruner(opts, eval_every, group.epochs),
                                     sampler=make_sampler(opts, group, worker))
     have = study.user_attrs.get("budget")
     if have is None:
@@ -608,7 +616,8 @@ def add_parser(sub) -> None:
                    help="grid: every grid point (Optuna's GridSampler); tpe, random: a "
                         "budgeted search over them (--trials)")
     t.add_argument("--pruner", default="median", choices=PRUNERS,
-                   help="median: MedianPruner; halving: SuccessiveHalvingPruner; none")
+                   help="median: MedianPruner; halving: SuccessiveHalvingPruner; hyperband: "
+                        "HyperbandPruner (halving brackets with later first rungs); none")
     t.add_argument("--trials", type=int, default=0, metavar="N",
                    help="trials per study (dataset x method); default: the number of points")
     t.add_argument("--seed", type=int, help="training seed of the trials (default: the "
@@ -618,7 +627,7 @@ def add_parser(sub) -> None:
     t.add_argument("--startup-trials", type=int, default=5, metavar="N",
                    help="median: N trials finish before any is pruned (default 5)")
     t.add_argument("--reduction-factor", type=int, default=3, metavar="ETA",
-                   help="halving: 1 in ETA trials goes on at each rung (default 3)")
+                   help="halving, hyperband: 1 in ETA trials goes on at each rung (default 3)")
     t.add_argument("--sampler-seed", type=int, default=0, help="seed of the grid order / "
                                                                "TPE draws")
     t.add_argument("--quick", action="store_true", help="as sweep --quick")
