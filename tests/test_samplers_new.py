@@ -36,9 +36,7 @@ def batch_of(split, repeat=3):
 
 # ------------------------------------------------------------------------------- DNS(M, N)
 
-@pytest.mark.parametrize("ratio", [0, 10**6])  # gather the candidates' rows / score all items
-def test_dns_mn_keeps_the_m_highest_scored_of_n_candidates(blocks, ratio, monkeypatch):
-    monkeypatch.setattr("softbpr.models.DENSE_SCORES_RATIO", ratio)
+def test_dns_mn_keeps_the_m_highest_scored_of_n_candidates(blocks):
     g = graph_of(blocks)
     model = LightGCN(blocks.n_users, blocks.n_items, dim=8, layers=2,
                      generator=torch.Generator().manual_seed(0))

@@ -74,8 +74,8 @@ def _rows(table: torch.Tensor, idx: torch.Tensor, sparse: bool) -> torch.Tensor:
 DENSE_SCORES_RATIO = 24
 """Scoring M items per row of a batch: with I <= 24·M items, one [B, I] product and a gather
 beat gathering the [B, M, d] rows (1 thread, B 2048, d 64: ml-100k's 1,682 items with M = 128,
-29 ms vs 134 ms a step with the backward; M = 200 candidates, 30 ms vs 210 ms). Used by the
-dns_mn sampler and sampled_scores (the losses)."""
+29 ms vs 134 ms a step with the backward). Used by sampled_scores (the losses, which need the
+gradient); a sampler's choice, without one, takes `candidate_scores`."""
 
 
 def sampled_scores(u: torch.Tensor, table: torch.Tensor, items: torch.Tensor,
