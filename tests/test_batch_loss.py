@@ -23,10 +23,19 @@ def _data(I=40, B=6, M=5, d=4, seed=0):
     return u, pos, table, items
 
 
-@pytest.mark.parametrize("ratio", [0, 10_000])  # gathered rows / one [B, I] product
+PATHS = ["sampled", "rows", "dense"]  # a CPU's sampled product; off a CPU: rows / [B, I]
+
+
+def _path(monkeypatch, path):
+    if path != "sampled":
+        monkeypatch.setattr("softbpr.models._sampled_dot_applies", lambda *a: False)
+        monkeypatch.setattr("softbpr.models.DENSE_SCORES_RATIO", 0 if path == "rows" else 10_000)
+
+
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("cosine", [False, True])
-def test_sampled_scores_equal_gathered_rows(monkeypatch, ratio, cosine):
-    monkeypatch.setattr("softbpr.models.DENSE_SCORES_RATIO", ratio)
+def test_sampled_scores_equal_gathered_rows(monkeypatch, path, cosine):
+    _path(monkeypatch, path)
     u, _, table, items = _data()
     u1, t1 = u.clone().requires_grad_(), table.clone().requires_grad_()
     u2, t2 = u.clone().requires_grad_(), table.clone().requires_grad_()
@@ -48,10 +57,10 @@ CASES = [{"name": "sl"}, {"name": "sl", "negatives": "both"}, {"name": "bsl", "b
          {"name": "bsl", "soften": 0.3}, {"name": "softmax_bpr"}]
 
 
-@pytest.mark.parametrize("ratio", [0, 10_000])
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{v}" for v in c.values()))
-def test_batch_loss_equals_the_loss_on_gathered_rows(monkeypatch, ratio, case):
-    monkeypatch.setattr("softbpr.models.DENSE_SCORES_RATIO", ratio)
+def test_batch_loss_equals_the_loss_on_gathered_rows(monkeypatch, path, case):
+    _path(monkeypatch, path)
     loss = build_loss(LossConfig(**case))
     u, pos, table, items = _data()
     grads = []

@@ -72,10 +72,30 @@ def _rows(table: torch.Tensor, idx: torch.Tensor, sparse: bool) -> torch.Tensor:
 
 
 DENSE_SCORES_RATIO = 24
-"""Scoring M items per row of a batch: with I <= 24·M items, one [B, I] product and a gather
-beat gathering the [B, M, d] rows (1 thread, B 2048, d 64: ml-100k's 1,682 items with M = 128,
-29 ms vs 134 ms a step with the backward). Used by sampled_scores (the losses, which need the
-gradient); a sampler's choice, without one, takes `candidate_scores`."""
+"""Scoring M items per row of a batch off a CPU: with I <= 24·M items, one [B, I] product and a
+gather beat gathering the [B, M, d] rows (measured on a CPU, 1 thread, B 2048, d 64: ml-100k's
+1,682 items with M = 128, 29 ms vs 134 ms a step with the backward). On a CPU both lose to
+`_sampled_dot`."""
+
+
+def _sampled_dot(u: torch.Tensor, table: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """[B, M] dot products <u[b], table[items[b, m]]> as one sampled dense product
+    (`torch.sparse.sampled_addmm` over the [B, I] pattern of `items`), differentiable in u and
+    table: the dot products come straight from the table's rows, without the [B, M, d] block
+    that `F.embedding` + `bmm` writes and reads back, forward and backward. Same values up to
+    float rounding (a different summation order). CPU only; needs M <= I (the kernel rejects a
+    row with more stored entries than columns); items may repeat within a row."""
+    B, M = items.shape
+    crow = torch.arange(0, B * M + 1, M, device=u.device)
+    with warnings.catch_warnings():  # "sparse CSR support is in beta"
+        warnings.simplefilter("ignore", UserWarning)
+        pattern = torch.sparse_csr_tensor(crow, items.reshape(-1), u.new_zeros(B * M).detach(),
+                                          size=(B, table.shape[0]))
+        return torch.sparse.sampled_addmm(pattern, u, table.T, beta=0.0).values().view(B, M)
+
+
+def _sampled_dot_applies(u: torch.Tensor, table: torch.Tensor, items: torch.Tensor) -> bool:
+    return u.device.type == "cpu" and items.numel() > 0 and items.shape[1] <= table.shape[0]
 
 
 def sampled_scores(u: torch.Tensor, table: torch.Tensor, items: torch.Tensor,
@@ -85,13 +105,17 @@ def sampled_scores(u: torch.Tensor, table: torch.Tensor, items: torch.Tensor,
     int64 [B, M] -> [B, M].
 
     The same values as gathering the [B, M, d] rows, without the passes over them that a
-    gather, a per-row norm and their backward make (M in the hundreds: each pass is B·M·d
-    floats). The norms are the table's rows' norms, gathered. When the catalogue is small
-    next to M (I <= DENSE_SCORES_RATIO·M), the scores are one [B, I] product and a gather:
-    measured (1 thread, B 2048, d 64) ml-100k's 1,682 items, M 128: 29 ms a step instead of
-    134 (gathered rows) and 286 (rows and their norms); M 32: 17 ms gathered, 23 dense."""
+    gather, a per-row norm and their backward make. The norms are the table's rows' norms,
+    gathered. On a CPU: `_sampled_dot`. Measured with the backward (1 thread, B 2048, d 64,
+    table a non-leaf as in training), ms a step, sampled product vs the previous best of rows
+    gathered and a [B, I] product: ml-100k's 1,682 items, M 32: 9.6 vs 18.5, M 128: 27.5 vs
+    41.4; Tmall's 11,903 items, M 32: 9.3 vs 24.4, M 256: 100 vs 369. Elsewhere: with a small
+    catalogue next to M (I <= DENSE_SCORES_RATIO·M) one [B, I] product and a gather, else the
+    gathered rows."""
     M = items.shape[1]
-    if table.shape[0] <= DENSE_SCORES_RATIO * M:
+    if _sampled_dot_applies(u, table, items):
+        s = _sampled_dot(u, table, items)
+    elif table.shape[0] <= DENSE_SCORES_RATIO * M:
         s = (u @ table.T).gather(1, items)  # [B, I] -> [B, M]
     else:
         s = torch.bmm(F.embedding(items, table), u.unsqueeze(2)).squeeze(2)
@@ -104,25 +128,15 @@ def candidate_scores(u: torch.Tensor, table: torch.Tensor, cand: torch.Tensor) -
     """scores[b, k] = <u[b], table[cand[b, k]]> for u [B, d], table [I, d], cand int64 [B, H];
     no gradient (a sampler's choice).
 
-    On a CPU this is one sampled dense product (`torch.sparse.sampled_addmm` over the [B, I]
-    pattern of the candidates): the dot products are taken straight from the table's rows,
-    without the [B, H, d] block that `F.embedding` + `bmm` writes and reads back (DNS(32),
-    batch 2048: 65,536 rows of 64 floats). Same values up to float rounding (a different
-    summation order), ~7x faster on ml-100k and Gowalla (1 thread). Elsewhere, and where a row
-    has more candidates than the table has rows (the sparse kernel rejects a row with more
-    stored entries than columns): gather + bmm.
+    On a CPU `_sampled_dot` (~7x faster than gathered rows on ml-100k and Gowalla, 1 thread;
+    13x for DNS(2, 200) on Tmall). Elsewhere, and where a row has more candidates than the
+    table has rows: gather + bmm.
     """
     with torch.no_grad():
         u, table = u.detach(), table.detach()
-        B, H = cand.shape
-        if u.device.type != "cpu" or B * H == 0 or H > table.shape[0]:
-            return torch.bmm(F.embedding(cand, table), u.unsqueeze(2)).squeeze(2)
-        crow = torch.arange(0, B * H + 1, H, device=u.device)
-        with warnings.catch_warnings():  # "sparse CSR support is in beta"
-            warnings.simplefilter("ignore", UserWarning)
-            pattern = torch.sparse_csr_tensor(crow, cand.reshape(-1), u.new_zeros(B * H),
-                                              size=(B, table.shape[0]))
-            return torch.sparse.sampled_addmm(pattern, u, table.T, beta=0.0).values().view(B, H)
+        if _sampled_dot_applies(u, table, cand):
+            return _sampled_dot(u, table, cand)
+        return torch.bmm(F.embedding(cand, table), u.unsqueeze(2)).squeeze(2)
 
 
 def _init(weight: torch.Tensor, how: str, generator: torch.Generator | None) -> None:

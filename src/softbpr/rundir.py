@@ -25,6 +25,7 @@ import json
 import os
 import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -52,20 +53,35 @@ _SECTIONS = ("data", "model", "sampler", "loss", "train", "eval")
 
 @contextlib.contextmanager
 def _signals_deferred():
-    """Hold SIGINT and SIGTERM back until the block ends (where the OS lets a thread do so).
+    """Hold SIGINT and SIGTERM back until the block ends, then act on them as before.
 
     Both unwind a command as an exception raised at whatever line is running; inside
-    `atomic_write` that could fall between creating the temp file and removing it. Held back, a
-    signal is delivered as soon as the block ends, so a Ctrl-C waits at most one file write."""
-    block = getattr(signal, "pthread_sigmask", None)
-    if block is None:  # Windows: no masks; the cleanup below still covers almost every moment
+    `atomic_write` that could fall between creating the temp file and removing it. While the
+    block runs, their handlers only note the signal; at its end the previous handlers are put
+    back and called (a default SIGTERM is re-sent, so the process ends as it would have), so a
+    Ctrl-C waits at most one file write. (Signal masks would not do: a signal sent to the process
+    goes to any thread that does not block it, e.g. one of torch's, and Python runs the handler
+    in the main thread all the same.) Only the main thread can set handlers; elsewhere the block
+    runs as is."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = block(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    got: list[int] = []
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is not None:  # None: a handler not set from Python; left alone
+            previous[sig] = signal.signal(sig, lambda signum, frame: got.append(signum))
     try:
         yield
     finally:
-        block(signal.SIG_SETMASK, old)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(got):
+            handler = previous[sig]
+            if callable(handler):
+                handler(sig, None)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), sig)
 
 
 def atomic_write(path: str | Path, write: Callable[[str], Any]) -> None:
