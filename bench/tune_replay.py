@@ -11,6 +11,9 @@ replay reports, per study, the epochs the tuning would have trained, the trials 
 pruned, and the point it would have chosen, against the grid's own epochs and choice. Check it
 first against a real tuning with the same settings (its epochs and choices must match), then
 read other settings as what they would have done on these curves (not as new measurements).
+A replay can match only a tuning that ran uninterrupted with `--jobs 1` and proposed no point
+twice: a resumed trial, a copied proposal or another worker order changes the trial numbers,
+and with them hyperband's bracket of each trial.
 
 Where the grid folder also holds other seeds of a replayed choice and of the grid's own choice
 (`softbpr sweep FILE --out GRID --seeds 2,3 --only ...`), the last columns compare their valid

@@ -27,15 +27,31 @@ PATHS = ["sampled", "rows", "dense"]  # a CPU's sampled product; off a CPU: rows
 
 
 def _path(monkeypatch, path):
+    """Force one of sampled_scores' paths; returns the list the sampled product appends to."""
+    import softbpr.models as m
+
+    calls = []
+    real = m._sampled_dot
+    monkeypatch.setattr(m, "_sampled_dot", lambda *a: calls.append(1) or real(*a))
     if path != "sampled":
-        monkeypatch.setattr("softbpr.models._sampled_dot_applies", lambda *a: False)
-        monkeypatch.setattr("softbpr.models.DENSE_SCORES_RATIO", 0 if path == "rows" else 10_000)
+        monkeypatch.setattr(m, "_sampled_dot_applies", lambda *a: False)
+        monkeypatch.setattr(m, "DENSE_SCORES_RATIO", 0 if path == "rows" else 10_000)
+    return calls
+
+
+def test_sampled_product_refuses_ids_outside_the_table():
+    u, _, table, items = _data()
+    for bad in (table.shape[0], -1):
+        items2 = items.clone()
+        items2[1, 2] = bad
+        with pytest.raises(IndexError, match="item ids must lie in"):
+            sampled_scores(u, table, items2)
 
 
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("cosine", [False, True])
 def test_sampled_scores_equal_gathered_rows(monkeypatch, path, cosine):
-    _path(monkeypatch, path)
+    calls = _path(monkeypatch, path)
     u, _, table, items = _data()
     u1, t1 = u.clone().requires_grad_(), table.clone().requires_grad_()
     u2, t2 = u.clone().requires_grad_(), table.clone().requires_grad_()
@@ -50,6 +66,7 @@ def test_sampled_scores_equal_gathered_rows(monkeypatch, path, cosine):
     (s2 * w).sum().backward()
     torch.testing.assert_close(u1.grad, u2.grad)
     torch.testing.assert_close(t1.grad, t2.grad)
+    assert bool(calls) == (path == "sampled")  # the path under test is the one that ran
 
 
 CASES = [{"name": "sl"}, {"name": "sl", "negatives": "both"}, {"name": "bsl", "bsl_tau2": 1.3},

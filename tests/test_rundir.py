@@ -5,6 +5,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -145,6 +146,43 @@ def test_a_signal_during_a_write_waits_for_the_rename(tmp_path):
         other.join()
     assert len(seen) == 1000 and p.read_text() == "{}"
     assert sorted(x.name for x in tmp_path.iterdir()) == ["f.json"]
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX signals")
+def test_a_default_sigterm_mid_write_ends_the_process_after_the_rename(tmp_path):
+    """With SIGTERM's default action (no handler: a library user's process), the signal is
+    re-sent once the file is complete: the process still dies of it, leaving no temp file, and
+    the handlers are as before for a signal after the write."""
+    import subprocess
+    import sys
+
+    code = f"""
+import os, signal
+from softbpr.rundir import atomic_write
+assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+def w(tmp):
+    os.kill(os.getpid(), signal.SIGTERM)
+    open(tmp, "w").write("done")
+atomic_write({str(tmp_path / "f.txt")!r}, w)
+print("survived")
+"""
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       check=False)
+    assert p.returncode == -signal.SIGTERM and "survived" not in p.stdout, p.stderr
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["f.txt"]
+    assert (tmp_path / "f.txt").read_text() == "done"
+
+
+def test_handlers_are_restored_after_a_write(tmp_path):
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    written = []
+
+    def w(tmp):
+        assert signal.getsignal(signal.SIGINT) is not before[signal.SIGINT]  # held meanwhile
+        written.append(Path(tmp).write_text("x"))
+
+    atomic_write(tmp_path / "f", w)
+    assert written and {s: signal.getsignal(s) for s in before} == before
 
 
 def test_clear_temp_and_remove_heavy(tmp_path):

@@ -341,6 +341,7 @@ def test_hyperband_spans_the_first_rung_to_the_epoch_cap(tmp_path):
                                             reduction_factor=2), log=quiet)
     assert all(r["budget"]["pruner"] == "hyperband" and r["budget"]["reduction_factor"] == 2
                for r in rows)
+    assert sum(r["trials"].get("pruned", 0) for r in rows) >= 1
     res = read_rows(sw.out / "results.jsonl")
     assert len(res) == 9 and all(r["tune"]["pruner"] == "hyperband" for r in res)
     assert all(RunDir(sw.out / r["run"]).is_finished() for r in res)

@@ -78,6 +78,12 @@ gather beat gathering the [B, M, d] rows (measured on a CPU, 1 thread, B 2048, d
 `_sampled_dot`."""
 
 
+# torch warns once per process that "sparse CSR tensor support is in beta"; filtered once here
+# rather than with catch_warnings() in every step (which resets every warning's once-only memory)
+warnings.filterwarnings("ignore", message=".*[Ss]parse CSR tensor support is in beta.*",
+                        category=UserWarning)
+
+
 def _sampled_dot(u: torch.Tensor, table: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
     """[B, M] dot products <u[b], table[items[b, m]]> as one sampled dense product
     (`torch.sparse.sampled_addmm` over the [B, I] pattern of `items`), differentiable in u and
@@ -86,12 +92,13 @@ def _sampled_dot(u: torch.Tensor, table: torch.Tensor, items: torch.Tensor) -> t
     float rounding (a different summation order). CPU only; needs M <= I (the kernel rejects a
     row with more stored entries than columns); items may repeat within a row."""
     B, M = items.shape
+    lo, hi = torch.aminmax(items)
+    if lo < 0 or hi >= table.shape[0]:  # the unchecked kernel would read outside the table
+        raise IndexError(f"item ids must lie in [0, {table.shape[0]}), got {int(lo)}..{int(hi)}")
     crow = torch.arange(0, B * M + 1, M, device=u.device)
-    with warnings.catch_warnings():  # "sparse CSR support is in beta"
-        warnings.simplefilter("ignore", UserWarning)
-        pattern = torch.sparse_csr_tensor(crow, items.reshape(-1), u.new_zeros(B * M).detach(),
-                                          size=(B, table.shape[0]))
-        return torch.sparse.sampled_addmm(pattern, u, table.T, beta=0.0).values().view(B, M)
+    pattern = torch.sparse_csr_tensor(crow, items.reshape(-1), u.new_zeros(B * M).detach(),
+                                      size=(B, table.shape[0]), check_invariants=False)
+    return torch.sparse.sampled_addmm(pattern, u, table.T, beta=0.0).values().view(B, M)
 
 
 def _sampled_dot_applies(u: torch.Tensor, table: torch.Tensor, items: torch.Tensor) -> bool:
@@ -337,10 +344,10 @@ class NGCF(MF):
                               device=vals.device) >= self.node_dropout
             vals = vals * keep / (1.0 - self.node_dropout)
         n = graph.n_users + graph.n_items
-        with warnings.catch_warnings():  # "sparse CSR support is in beta"
-            warnings.simplefilter("ignore", UserWarning)
-            m = torch.sparse_csr_tensor(crow, col, vals, size=(n, n))
-            mt = torch.sparse_csr_tensor(crow_t, col_t, vals[perm], size=(n, n))
+        # (the "beta" warning: filtered once, above _sampled_dot; the indices are scipy's)
+        m = torch.sparse_csr_tensor(crow, col, vals, size=(n, n), check_invariants=False)
+        mt = torch.sparse_csr_tensor(crow_t, col_t, vals[perm], size=(n, n),
+                                     check_invariants=False)
         return m, mt
 
     def _gen(self, device: torch.device) -> torch.Generator:

@@ -51,37 +51,59 @@ rewritten; other files, e.g. sweep.json, stay)."""
 _SECTIONS = ("data", "model", "sampler", "loss", "train", "eval")
 
 
+def _act_on(handler, signum: int, frame) -> None:
+    """What the process would have done on `signum` with `handler` installed."""
+    if callable(handler):
+        handler(signum, frame)
+    elif handler == signal.SIG_DFL:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+
 @contextlib.contextmanager
 def _signals_deferred():
     """Hold SIGINT and SIGTERM back until the block ends, then act on them as before.
 
     Both unwind a command as an exception raised at whatever line is running; inside
     `atomic_write` that could fall between creating the temp file and removing it. While the
-    block runs, their handlers only note the signal; at its end the previous handlers are put
-    back and called (a default SIGTERM is re-sent, so the process ends as it would have), so a
-    Ctrl-C waits at most one file write. (Signal masks would not do: a signal sent to the process
-    goes to any thread that does not block it, e.g. one of torch's, and Python runs the handler
-    in the main thread all the same.) Only the main thread can set handlers; elsewhere the block
-    runs as is."""
+    block runs, a gate in place of their handlers only notes the signal; at its end the previous
+    handlers are put back and called (a default SIGTERM is re-sent, so the process ends as it
+    would have), so a Ctrl-C waits at most one file write. The gate is closed before the
+    handlers go back: one left in place by a signal landing mid-restore acts as the old handler.
+    (Signal masks would not do: a signal sent to the process goes to any thread that does not
+    block it, e.g. one of torch's, and Python runs the handler in the main thread all the same.)
+    Only the main thread can set handlers; elsewhere the block runs as is."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    got: list[int] = []
-    previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        if signal.getsignal(sig) is not None:  # None: a handler not set from Python; left alone
-            previous[sig] = signal.signal(sig, lambda signum, frame: got.append(signum))
+    holding = [True]
+    got: list = []
+    previous: dict = {}
+
+    def gate(signum, frame):
+        if holding[0]:
+            got.append((signum, frame))
+        else:
+            _act_on(previous[signum], signum, frame)
+
     try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            handler = signal.getsignal(sig)
+            if handler is not None:  # None: a handler not set from Python; left alone
+                previous[sig] = handler
+                signal.signal(sig, gate)
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        for sig in dict.fromkeys(got):
-            handler = previous[sig]
-            if callable(handler):
-                handler(sig, None)
-            elif handler == signal.SIG_DFL:
-                os.kill(os.getpid(), sig)
+        holding[0] = False
+        try:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        finally:
+            first: dict = {}
+            for sig, frame in got:
+                first.setdefault(sig, frame)  # each signal once
+            for sig, frame in first.items():
+                _act_on(previous[sig], sig, frame)
 
 
 def atomic_write(path: str | Path, write: Callable[[str], Any]) -> None:
