@@ -94,6 +94,18 @@ def test_tune_vs_grid_tables_regenerate(capsys):
     assert len(lines) > 5 and all(ln in doc for ln in lines)
 
 
+@pytest.mark.parametrize("runs", ["figs-ml100k-runs.tar.gz", "figs-tmall-runs.tar.gz"])
+def test_curve_tables_regenerate(capsys, runs):
+    """The Figure 3a-b / 4 curve tables in docs/results/README.md are bench/curves.py's output
+    on the committed run directories, line for line."""
+    if not (RESULTS / runs).exists():
+        pytest.skip(f"{runs} is not committed (yet)")
+    _bench("curves").main([str(RESULTS / runs)])
+    lines = capsys.readouterr().out.strip().splitlines()
+    doc = (RESULTS / "README.md").read_text().splitlines()
+    assert len(lines) > 3 and all(ln in doc for ln in lines)
+
+
 @pytest.mark.parametrize("ds,name,rows,pattern", [
     ("ml-100k", "table2-tuned-all-results.jsonl", "method", r"[\w-]+"),
     ("tmall", "table2-tuned-tmall-all-results.jsonl", "method", r"[\w-]+"),
