@@ -345,3 +345,13 @@ def test_hyperband_spans_the_first_rung_to_the_epoch_cap(tmp_path):
     res = read_rows(sw.out / "results.jsonl")
     assert len(res) == 9 and all(r["tune"]["pruner"] == "hyperband" for r in res)
     assert all(RunDir(sw.out / r["run"]).is_finished() for r in res)
+
+
+def test_a_first_rung_past_the_cap_is_said(tmp_path):
+    """halving / hyperband with --min-epochs beyond the epoch cap build no rung: said, not
+    silently a pruner that never prunes."""
+    sw = load_sweep(write(tmp_path, epochs=2))
+    said = []
+    tune(sw, expand(sw), TuneOptions(sampler="tpe", trials=1, pruner="hyperband", min_epochs=4),
+         log=said.append)
+    assert any("past the trials' epoch cap (2): hyperband will prune nothing" in m for m in said)

@@ -570,6 +570,11 @@ def tune(sw: Sweep, specs: list[RunSpec], opts: TuneOptions, log: Callable[[str]
         return []
     with _flock(sw.out / LOCK, blocking=False):
         studies = [open_study(st, sw, g, opts, seed) for g in gs]  # created (and checked) once
+        for g in gs:
+            first = max(opts.min_epochs, min(s.exp.train.eval_every for s in g.specs), 1)
+            if opts.pruner in ("halving", "hyperband") and first > g.epochs:
+                log(f"{g.name}: the first rung (epoch {first}) is past the trials' epoch cap "
+                    f"({g.epochs}): {opts.pruner} will prune nothing")
         again = recover(st, studies)
         if again:
             log(f"{again} interrupted trial(s) asked again (their runs resume)")
