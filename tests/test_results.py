@@ -43,6 +43,8 @@ CASES = [  # (committed table, its result files, report options)
      {"rows_by": ("n_negatives", "tau"), "proposed": None}),
     ("figs-ml100k", ["figs-ml100k-results.jsonl"],
      {"rows_by": ("method", "pool_size"), "proposed": None}),
+    ("figs-tmall", ["figs-tmall-results.jsonl"],
+     {"rows_by": ("method", "pool_size"), "proposed": None}),
     ("fig3cd-ml100k", ["fig3cd-ml100k-results.jsonl"],
      {"rows_by": ("method", "alpha"), "proposed": None}),
     ("lambda-tau", ["lambda-tau-results.jsonl"],
@@ -114,6 +116,7 @@ def test_curve_tables_regenerate(capsys, runs):
     ("ml-100k", "inbatch-drop-results.jsonl", "method,in_batch_duplicates",
      r"sl-batch(?:-logq)?/(?:drop|keep)"),
     ("ml-100k", "figs-ml100k-results.jsonl", "method,pool_size", r"(?:rns|dns|sdns|mixgcf)/\d+"),
+    ("tmall", "figs-tmall-results.jsonl", "method,pool_size", r"(?:rns|dns|sdns|mixgcf)/\d+"),
     ("ml-100k", "fig3cd-ml100k-results.jsonl", "method,alpha", r"sdns-mix/[\d.]+"),
 ])
 def test_paired_tests_regenerate(capsys, ds, name, rows, pattern):
