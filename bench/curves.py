@@ -24,22 +24,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from softbpr.rundir import find_runs
+from softbpr.plots import load_runs
 
 
 def rows(path: Path) -> list[dict]:
     out = []
-    for rd in find_runs(path):
-        cfg = rd.read_config()
-        hist = rd.read_history()
-        metric = cfg["eval"]["metric"]
+    for run in load_runs(path):
+        metric = run.config["metric"]
+        hist = run.history
         curve = [(h["epoch"], h["valid"][metric]) for h in hist if metric in h.get("valid", {})]
         if not curve:
             continue
         best_epoch, best = max(curve, key=lambda x: (x[1], -x[0]))
         last_epoch, last = curve[-1]
-        out.append({"method": cfg.get("method") or cfg["sampler"]["name"],
-                    "H": cfg["sampler"]["pool_size"], "seed": cfg["train"]["seed"], "metric": metric, "best_epoch": best_epoch,
+        out.append({"method": run.config["method"], "H": run.config["pool_size"],
+                    "seed": run.seed, "metric": metric, "best_epoch": best_epoch,
                     "best": best, "last_epoch": last_epoch,
                     "drop": 100.0 * (best - last) / best if best else float("nan"),
                     "gap": hist[-1].get("score_gap"), "fn": hist[-1].get("neg_heldout_rate")})

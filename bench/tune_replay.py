@@ -48,8 +48,7 @@ def replay(file: str, grid: str, opts: TuneOptions) -> list[dict]:
         # the real tuning's study name: hyperband's bracket of a trial is a hash of it
         study = optuna.create_study(study_name=f"{sw.name}/{g.name}", direction="maximize",
                                     sampler=make_sampler(opts, g),
-                                    pruner=make_pruner(opts, min(s.exp.train.eval_every
-                                                                 for s in g.specs), g.epochs))
+                                    pruner=make_pruner(opts, g.eval_every, g.epochs))
         n = budget_attrs(opts, g, sw, seed)["trials"]
         used = 0
         pruned = []

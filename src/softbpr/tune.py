@@ -139,6 +139,11 @@ class Group:
     def name(self) -> str:
         return f"{self.dataset}/{self.model}/{self.method}"
 
+    @property
+    def eval_every(self) -> int:
+        """The most frequent validation of the points: the steps a trial reports at."""
+        return min(s.exp.train.eval_every for s in self.specs)
+
     def lookup(self, params: dict) -> RunSpec:
         want = {k: _key(v) for k, v in params.items()}
         for s in self.specs:
@@ -206,20 +211,28 @@ def storage(out: Path):
     return st
 
 
+RUNG_PRUNERS = ("halving", "hyperband")
+"""The pruners that compare trials at rungs (and take --reduction-factor)."""
+
+
+def first_rung(opts: TuneOptions, eval_every: int) -> int:
+    """The first epoch at which halving / hyperband compare trials (their min_resource)."""
+    return max(opts.min_epochs, eval_every, 1)
+
+
 def make_pruner(opts: TuneOptions, eval_every: int, max_epochs: int):
     """The Optuna pruner of `opts` for trials that report every `eval_every` epochs, up to
-    `max_epochs` (hyperband's max_resource: its brackets span min_epochs .. the cap)."""
+    `max_epochs` (hyperband's max_resource: its brackets span the first rung .. the cap)."""
     optuna = require_optuna()
     if opts.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=opts.startup_trials,
                                            n_warmup_steps=opts.min_epochs)
     if opts.pruner == "halving":
         return optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=max(opts.min_epochs, eval_every, 1),
-            reduction_factor=opts.reduction_factor)
+            min_resource=first_rung(opts, eval_every), reduction_factor=opts.reduction_factor)
     if opts.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(
-            min_resource=max(opts.min_epochs, eval_every, 1), max_resource=max_epochs,
+            min_resource=first_rung(opts, eval_every), max_resource=max_epochs,
             reduction_factor=opts.reduction_factor)
     return optuna.pruners.NopPruner()
 
@@ -248,7 +261,8 @@ def budget_attrs(opts: TuneOptions, group: Group, sw: Sweep, seed: int) -> dict:
             "epochs_per_trial": group.epochs, "grid_points": n, "seed": seed,
             "min_epochs": opts.min_epochs,
             **({"startup_trials": opts.startup_trials} if opts.pruner == "median" else {}),
-            **({"reduction_factor": opts.reduction_factor} if opts.pruner in ("halving", "hyperband") else {}),
+            **({"reduction_factor": opts.reduction_factor} if opts.pruner in RUNG_PRUNERS
+               else {}),
             "metric": group.specs[0].exp.eval.metric, "points": group.fingerprint()}
 
 
@@ -260,15 +274,15 @@ def open_study(st, sw: Sweep, group: Group, opts: TuneOptions, seed: int, worker
     optuna = require_optuna()
     name = f"{sw.name}/{group.name}"
     want = budget_attrs(opts, group, sw, seed)
-    eval_every = min(s.exp.train.eval_every for s in group.specs)
+    pruner = make_pruner(opts, group.eval_every, group.epochs)
     try:
-        study = optuna.load_study(study_name=name, storage=st, pruner=make_pruner(opts, eval_every, group.epochs),
+        study = optuna.load_study(study_name=name, storage=st, pruner=pruner,
                                   sampler=make_sampler(opts, group, worker))
     except KeyError:
         if not create:
             return None
         study = optuna.create_study(study_name=name, storage=st, direction="maximize",
-                                    load_if_exists=True, pruner=make_pruner(opts, eval_every, group.epochs),
+                                    load_if_exists=True, pruner=pruner,
                                     sampler=make_sampler(opts, group, worker))
     have = study.user_attrs.get("budget")
     if have is None:
@@ -571,8 +585,8 @@ def tune(sw: Sweep, specs: list[RunSpec], opts: TuneOptions, log: Callable[[str]
     with _flock(sw.out / LOCK, blocking=False):
         studies = [open_study(st, sw, g, opts, seed) for g in gs]  # created (and checked) once
         for g in gs:
-            first = max(opts.min_epochs, min(s.exp.train.eval_every for s in g.specs), 1)
-            if opts.pruner in ("halving", "hyperband") and first > g.epochs:
+            first = first_rung(opts, g.eval_every)
+            if opts.pruner in RUNG_PRUNERS and first > g.epochs:
                 log(f"{g.name}: the first rung (epoch {first}) is past the trials' epoch cap "
                     f"({g.epochs}): {opts.pruner} will prune nothing")
         again = recover(st, studies)
