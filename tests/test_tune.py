@@ -311,6 +311,34 @@ def test_one_tuning_per_folder(tmp_path):
     assert read_rows(sw.out / "results.jsonl") == []
 
 
+def test_tuning_some_studies_keeps_the_summary_rows_of_the_others(tmp_path):
+    """tune.json holds every study tuned in the folder: a call over a subset replaces its own
+    rows in place and keeps the others' (it used to keep only the last call's)."""
+    sw = load_sweep(write(tmp_path, epochs=1))
+    specs = expand(sw)
+    opts = TuneOptions(pruner="none")
+    by = lambda m: [s for s in specs if s.point["preset"] == m]  # noqa: E731
+    tune(sw, by("sdns"), opts, log=quiet)
+    tune(sw, by("dns"), opts, log=quiet)
+    rows = json.loads((sw.out / "tune.json").read_text())
+    assert [r["method"] for r in rows] == ["sdns", "dns"]
+    assert [sum(r["trials"].values()) for r in rows] == [6, 3]
+    again = tune(sw, by("sdns"), opts, log=quiet)  # nothing left to train: rows refreshed in place
+    rows = json.loads((sw.out / "tune.json").read_text())
+    assert [r["method"] for r in rows] == ["sdns", "dns"] and rows[0] == again[0]
+
+
+@pytest.mark.parametrize("text", ["{not json", '{"study": "a"}', '[{"no_study": 1}]'])
+def test_a_file_that_is_not_a_tune_summary_is_refused_before_training(tmp_path, text):
+    sw = load_sweep(write(tmp_path, epochs=1))
+    sw.out.mkdir(parents=True)
+    (sw.out / "tune.json").write_text(text)
+    with pytest.raises(ConfigError, match=r"tune\.json: not a tune summary"):
+        tune(sw, expand(sw), TuneOptions(pruner="none"), log=quiet)
+    assert (sw.out / "tune.json").read_text() == text
+    assert not (sw.out / "results.jsonl").exists()
+
+
 @pytest.mark.slow
 def test_jobs_share_the_studies(tmp_path):
     f = write(tmp_path, epochs=2)

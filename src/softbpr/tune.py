@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import ConfigError
+from .rundir import RunDir, write_json
 from .sweep import RunSpec, Sweep, run_processes, run_sweep
 
 SAMPLERS = ("grid", "tpe", "random")
@@ -379,14 +380,10 @@ class _Clock:
 
 
 def _history(sw: Sweep, spec: RunSpec) -> list[dict]:
-    from .rundir import RunDir
-
     return RunDir(sw.out / "runs" / spec.name).read_history()
 
 
 def _result(sw: Sweep, spec: RunSpec) -> tuple[dict | None, dict | None]:
-    from .rundir import RunDir
-
     rd = RunDir(sw.out / "runs" / spec.name)
     return rd.read_result(), rd.read_failed()
 
@@ -562,8 +559,8 @@ def format_summary(rows: list[dict]) -> str:
 def tune(sw: Sweep, specs: list[RunSpec], opts: TuneOptions, log: Callable[[str], None] = print,
          jobs: int = 1, budget_minutes: float = 0.0, verbose: bool = False,
          worker_argv: list[str] | None = None, worker: int = 0) -> list[dict]:
-    """Tune every study of `specs` (see the module docstring); returns `summary` rows and writes
-    them to `<out>/tune.json`.
+    """Tune every study of `specs` (see the module docstring); returns `summary` rows and merges
+    them into `<out>/tune.json` (rows of other studies in the folder are kept).
 
     jobs > 1: runs `worker_argv` (this command line, plus `--worker K`) as `jobs` subprocesses
     sharing the studies. worker > 0: this process is such a worker (no lock, no recovery)."""
@@ -575,6 +572,7 @@ def tune(sw: Sweep, specs: list[RunSpec], opts: TuneOptions, log: Callable[[str]
         raise ConfigError(f"no runs with training seed {seed} to tune (--seed, or the sweep's "
                           "seeds)")
     sw.out.mkdir(parents=True, exist_ok=True)
+    others = [] if worker else _summary_rows(sw.out / SUMMARY)  # checked before any training
     st = storage(sw.out)
     clock = _Clock(budget_minutes)
     if worker:
@@ -599,8 +597,31 @@ def tune(sw: Sweep, specs: list[RunSpec], opts: TuneOptions, log: Callable[[str]
                 if not tune_group(st, sw, g, opts, seed, clock, log, verbose):
                     break
         rows = summary(st, sw, gs, opts, seed)
-    (sw.out / SUMMARY).write_text(json.dumps(rows, indent=2) + "\n")
+        write_json(sw.out / SUMMARY, merge_summary(others, rows))
     return rows
+
+
+def _summary_rows(path: Path) -> list[dict]:
+    """The rows of an existing `tune.json` (none if there is no file); a file that is not a
+    tune summary is refused rather than overwritten."""
+    if not path.exists():
+        return []
+    try:
+        rows = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path}: not a tune summary ({e}); move it away to tune here") from None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and "study" in r for r in rows):
+        raise ConfigError(f"{path}: not a tune summary (a JSON list of rows with a 'study' key); "
+                          "move it away to tune here")
+    return rows
+
+
+def merge_summary(old: list[dict], new: list[dict]) -> list[dict]:
+    """`old` summary rows with each study of `new` replaced in place or appended: a tuning of
+    some studies keeps the rows of the others that share the folder."""
+    fresh = {r["study"]: r for r in new}
+    out = [fresh.pop(r["study"], r) for r in old]
+    return out + [r for r in new if r["study"] in fresh]
 
 
 def _run_workers(argv: list[str], jobs: int, log: Callable[[str], None]) -> None:
@@ -729,6 +750,7 @@ __all__ = [
     "TuneOptions",
     "add_parser",
     "format_summary",
+    "merge_summary",
     "groups",
     "open_study",
     "recover",
