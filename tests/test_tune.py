@@ -317,7 +317,7 @@ def test_tuning_some_studies_keeps_the_summary_rows_of_the_others(tmp_path):
     sw = load_sweep(write(tmp_path, epochs=1))
     specs = expand(sw)
     opts = TuneOptions(pruner="none")
-    by = lambda m: [s for s in specs if s.point["preset"] == m]  # noqa: E731
+    by = lambda m: [s for s in specs if s.point["preset"] == m]
     tune(sw, by("sdns"), opts, log=quiet)
     tune(sw, by("dns"), opts, log=quiet)
     rows = json.loads((sw.out / "tune.json").read_text())

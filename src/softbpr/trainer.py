@@ -417,7 +417,6 @@ def fit(exp: Experiment, split: Split | None = None, out_dir: str | Path | None 
     called after every epoch and may raise StopRun to end training cleanly.
     Launched by torchrun with several processes, training is data-parallel (distributed.py).
     """
-    t_start = time.perf_counter()
     dist, device = dist_setup(exp.train.device)
     if not dist.main:
         log, progress = (lambda s: None), False
