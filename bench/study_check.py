@@ -1,6 +1,7 @@
 """Convergence and false-negative check of a sweep's runs, from their run directories only.
 
     python bench/study_check.py sweeps/table2-tuned            # or an unpacked runs tarball
+    python bench/study_check.py --results R.jsonl DIR [DIR ...]   # rows of R, runs in the DIRs
 
 Per method and dataset, at the point `softbpr report` chooses on validation: each seed's best
 epoch against the epoch cap (converged when best epoch <= 80% of the cap, and the run stopped
@@ -13,16 +14,24 @@ method as the study ran it, one thread per process, two processes on two cores).
 from __future__ import annotations
 
 import statistics
-import sys
 from pathlib import Path
 
 from softbpr.report import load_results, select
 from softbpr.rundir import RunDir
 
 
-def main(folder: str) -> None:
-    out = Path(folder)
-    rows = load_results(out / "results.jsonl")
+def _run_dir(folders: list[Path], run: str) -> RunDir:
+    """The run directory `run` in the first folder that has it (as `run` or `runs/run`)."""
+    for f in folders:
+        for p in (f / run, f / "runs" / run):
+            if p.exists():
+                return RunDir(p)
+    raise SystemExit(f"run {run}: not found in {', '.join(map(str, folders))}")
+
+
+def main(folders: list[str], results: str | None = None) -> None:
+    dirs = [Path(f) for f in folders]
+    rows = load_results(Path(results) if results else dirs[0] / "results.jsonl")
     chosen = select(rows)
     print("| method | dataset | seed | best epoch | epochs run | cap | converged | "
           "false-negative rate | s/epoch |")
@@ -30,7 +39,7 @@ def main(folder: str) -> None:
     for (key, dataset), c in sorted(chosen.items(), key=lambda kv: str(kv[0])):
         for r in sorted((r for r in rows if r.get("point_id") == c.point_id),
                         key=lambda r: r["seed"]):
-            rd = RunDir(out / r["run"] if (out / r["run"]).exists() else out / "runs" / r["run"])
+            rd = _run_dir(dirs, r["run"])
             hist = rd.read_history()
             cap = rd.read_config()["train"]["epochs"]
             best = r["best_epoch"]
@@ -45,4 +54,10 @@ def main(folder: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "sweeps/table2-tuned")
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("folders", nargs="*", default=["sweeps/table2-tuned"])
+    ap.add_argument("--results", help="result rows to check (default: FOLDER/results.jsonl)")
+    a = ap.parse_args()
+    main(a.folders, a.results)
