@@ -190,3 +190,58 @@ def test_data_home(monkeypatch, tmp_path):
     assert catalog.data_home() == tmp_path
     monkeypatch.delenv("SOFTBPR_DATA")
     assert "softbpr" in str(catalog.data_home())
+
+
+@pytest.mark.parametrize("body", [b"not a zip at all\n", b"PK\x03\x04garbage", "half", "crc"])
+def test_bad_archive_is_one_line_and_leaves_the_cache_clean(tmp_path, monkeypatch, capsys,
+                                                            body):
+    """`data fetch ml-100k --from fake.zip`: one line naming the file (exit 4, no traceback);
+    the bad copy leaves the cache, so that the next fetch starts clean; --from stays."""
+    from softbpr.cli import main
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("ml-100k/u.data", "1\t10\t5\t100\n" * 500)
+    good = buf.getvalue()
+    if body == "half":
+        body = good[:len(good) // 2]
+    elif body == "crc":  # a whole archive whose member's bytes are damaged
+        body = bytearray(good)
+        body[60:80] = bytes(20)
+        body = bytes(body)
+    monkeypatch.setenv("SOFTBPR_DATA", str(tmp_path / "cache"))
+    fake = tmp_path / "fake.zip"
+    fake.write_bytes(body)
+    assert main(["data", "fetch", "ml-100k", "--from", str(fake), "--quiet"]) == 4
+    err = capsys.readouterr().err
+    assert err.startswith("softbpr: error: --from ") and len(err.splitlines()) == 1, err
+    assert str(fake) in err and "not a valid zip archive" in err and "removed" in err
+    cache = tmp_path / "cache" / "ml-100k"
+    assert fake.read_bytes() == body  # the user's file is untouched
+    assert sorted(p.name for p in cache.iterdir()) == []  # no archive, no .part left
+    # the user's own file inside the cache (--from its folder) is never removed
+    cache.joinpath("ml-100k.zip").write_bytes(body)
+    assert main(["data", "fetch", "ml-100k", "--from", str(cache), "--quiet"]) == 4
+    assert cache.joinpath("ml-100k.zip").read_bytes() == body
+    capsys.readouterr()
+
+
+def test_bad_cached_archive_is_removed_so_the_next_fetch_starts_clean(server, tmp_path,
+                                                                      monkeypatch):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("toy/ratings.tsv", "1\t10\t5\t100\n")
+    server.files["toy.zip"] = buf.getvalue()
+    ds = Dataset("toy", "toy", "-", (RemoteFile("toy.zip", (f"{server.url}/ok/toy.zip",),
+                                                members=(("toy/ratings.tsv", "r.tsv", None),)),),
+                 1, 1, 1, "-", "csv", "r.tsv", "user,item,rating,timestamp")
+    monkeypatch.setitem(DATASETS, "toy", ds)
+    monkeypatch.setenv("SOFTBPR_DATA", str(tmp_path / "cache"))
+    d = tmp_path / "cache" / "toy"
+    d.mkdir(parents=True)
+    (d / "toy.zip").write_bytes(b"PK\x03\x04garbage")  # a bad archive left in the cache
+    with pytest.raises(DataError, match=r"toy\.zip: not a valid zip archive.*removed"):
+        fetch("toy", log=lambda m: None, quiet=True)
+    assert not (d / "toy.zip").exists()
+    fetch("toy", log=lambda m: None, quiet=True)  # downloads afresh
+    assert (d / "r.tsv").read_text() == "1\t10\t5\t100\n"

@@ -42,6 +42,9 @@ def test_flags_override_file(tmp_path):
     ({"lr": "fast"}, "train.lr must be float"), ({"topk": "20,x"}, "topk"),
     ({"metric": "ndcg@10"}, "metric"), ({"model": "gcn"}, "model.name"),
     ({"split": "time"}, "data.split"),
+    ({"metric": "ndcg@050"}, "metric"), ({"metric": "ndcg@\u0665\u0660"}, "metric"),
+    ({"seed": -1}, r"train.seed must be in \[0, 9223372036854775808\)"),
+    ({"seed": 2**63}, "train.seed must be in"), ({"data_seed": -1}, "data.seed must be in"),
 ])
 def test_bad_values(over, msg):
     with pytest.raises(ConfigError, match=msg):

@@ -181,3 +181,29 @@ def test_missing_matplotlib_is_a_clear_error(runs_dir, monkeypatch, capsys):
         plots.plot_curves(plots.load_runs(runs_dir), runs_dir / "x.png")
     assert main(["plot", str(runs_dir)]) == 6  # cli.EXIT_ENV: a missing optional package
     assert "pip install 'softbpr[plots]'" in capsys.readouterr().err
+
+
+def test_plot_bad_inputs_are_one_line(tmp_path, capsys, mpl):
+    run = fake_run(tmp_path / "s", "sdns", 16, 1, 0.1)
+    (tmp_path / "afile.txt").write_text("mine")
+    assert main(["plot", str(run), "--out", str(tmp_path / "afile.txt")]) == 5  # cli.EXIT_FILE
+    err = capsys.readouterr().err
+    assert "afile.txt is a file; give --out a folder" in err and "--overwrite" not in err
+    assert (tmp_path / "afile.txt").read_text() == "mine"
+    # an epoch without a Δ histogram: refused, naming the epochs there are (nothing drawn)
+    assert main(["plot", str(run), "--epoch", "99", "--out", str(tmp_path / "f")]) == 2
+    assert "--epoch 99: no run has a Δ histogram of that epoch; choose among epochs 1-12" in (
+        capsys.readouterr().err)
+    assert not (tmp_path / "f").exists()
+    # a damaged history row names file:line; an empty history names the run
+    hist = run / "history.jsonl"
+    lines = hist.read_text().splitlines()
+    hist.write_text("\n".join([lines[0], json.dumps({**json.loads(lines[1]), "valid": 5}),
+                               *lines[2:]]) + "\n")
+    assert main(["plot", str(run), "--out", str(tmp_path / "f")]) == 4  # cli.EXIT_DATA
+    err = capsys.readouterr().err
+    assert f"{hist}:2: damaged history row: \"valid\" is not an object" in err
+    assert len(err.strip().splitlines()) == 1
+    hist.write_text("")
+    assert main(["plot", str(run), "--kind", "diagnostics", "--out", str(tmp_path / "f")]) == 2
+    assert f"{hist}: empty, no epoch finished yet" in capsys.readouterr().err

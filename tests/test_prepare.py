@@ -133,3 +133,49 @@ def test_cli_data_list_and_fetch_from_local_copy(tmp_path, capsys, monkeypatch):
     assert (tmp_path / "cache" / "taobao" / "UserBehavior.csv").exists()
     assert "cannot be verified" in capsys.readouterr().out
     assert main(["data", "fetch", "no-such-set"]) == 4  # cli.EXIT_DATA
+
+
+@pytest.mark.parametrize("flags, msg", [
+    (["--valid-ratio", "1.5"], "--valid-ratio must be in"),
+    (["--test-ratio", "-0.5"], "--test-ratio must be in"),
+    (["--valid-ratio", "0.5", "--test-ratio", "0.5"], "--valid-ratio + --test-ratio"),
+    (["--valid-ratio", "nan"], "--valid-ratio must be in"),
+    (["--user-core", "-1"], "--user-core must be >= 0"),
+    (["--item-core", "-2"], "--item-core must be >= 0"),
+    (["--split", "random", "--seed", "-1"], "--seed must be in"),
+    (["--split", "random", "--seed", str(2**63)], "--seed must be in"),
+])
+def test_cli_prepare_refuses_bad_ratios_cores_and_seeds(tmp_path, capsys, flags, msg):
+    """The bounds `softbpr train` applies: one line naming the flag, and no dataset written."""
+    src = taobao_like(tmp_path)
+    out = tmp_path / "out"
+    assert main(["data", "prepare", str(src), "--columns", COLS, "--out", str(out)] + flags) == 4
+    err = capsys.readouterr().err
+    assert err.startswith("softbpr: error: ") and msg in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_prepare_refuses_to_write_over_its_source(tmp_path, capsys):
+    """A LightGCN folder as both source and --out (even with --overwrite), a folder holding
+    the source file, or a source inside --out: refused, the source untouched."""
+    lg = tmp_path / "lgcopy"
+    lg.mkdir()
+    (lg / "train.txt").write_text("0 1 2 3\n1 2 3 4\n")
+    (lg / "test.txt").write_text("0 4\n1 5\n")
+    before = {p.name: p.read_text() for p in lg.iterdir()}
+    sub = tmp_path / "raw" / "log"
+    sub.mkdir(parents=True)
+    src = taobao_like(sub)
+    cases = [[str(lg), "--out", str(lg), "--split", "given", "--user-core", "0"],
+             [str(lg / "train.txt"), "--out", str(lg), "--split", "given", "--user-core", "0"],
+             [str(src), "--out", str(sub), "--columns", COLS],
+             [str(src), "--out", str(tmp_path / "raw"), "--columns", COLS]]
+    for args in cases:
+        assert main(["data", "prepare", *args, "--overwrite"]) == 4, args
+        err = capsys.readouterr().err
+        assert "would overwrite the source" in err and len(err.splitlines()) == 1
+    assert {p.name: p.read_text() for p in lg.iterdir()} == before
+    assert sorted(p.name for p in sub.iterdir()) == ["UserBehavior.csv"]
+    # a folder beside the source is fine
+    assert main(["data", "prepare", str(lg), "--out", str(tmp_path / "lg2"), "--split", "given",
+                 "--user-core", "0"]) == 0

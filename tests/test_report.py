@@ -151,3 +151,78 @@ def test_row_labels_use_the_config_display_labels():
     rows_by = ("model", "method", "pool_size", "alpha", "reg", "dataset")
     assert label(("ngcf", "sdns", 16, 0.9, 1e-4, "x"), rows_by) == (
         "NGCF SDNS H=16 α=0.9 λ=0.0001 dataset=x")
+
+
+def test_report_out_never_replaces_a_users_file(res_file, tmp_path, capsys):
+    user = tmp_path / "userfiles"
+    user.mkdir()
+    (user / "paper.csv").write_text("mine\n")
+    (user / "data.csv").write_text("mine\n")
+    assert main(["report", str(res_file), "--out", str(user / "paper")]) == 5  # cli.EXIT_FILE
+    err = capsys.readouterr().err
+    assert "paper.csv exists and is not a softbpr report" in err and "--overwrite" in err
+    assert len(err.strip().splitlines()) == 1
+    assert (user / "paper.csv").read_text() == "mine\n" and not (user / "paper.md").exists()
+    # --out data.v2 writes data.v2.md/.csv (with_suffix made it data.md/data.csv)
+    assert main(["report", str(res_file), "--out", str(user / "data.v2")]) == 0
+    assert (user / "data.csv").read_text() == "mine\n"
+    assert (user / "data.v2.csv").read_text().startswith("row,method,")
+    # a report that a report wrote is rewritten (docs/results' commands); so is the default one
+    assert main(["report", str(res_file), "--out", str(user / "data.v2")]) == 0
+    assert main(["report", str(res_file)]) == 0 and main(["report", str(res_file)]) == 0
+    assert main(["report", str(res_file), "--out", str(user / "paper"), "--overwrite"]) == 0
+    assert (user / "paper.csv").read_text().startswith("row,method,")
+    assert main(["report", str(res_file), "--out", str(user / "t.md")]) == 0  # not t.md.md
+    assert (user / "t.md").read_text().startswith("Test metrics") and (user / "t.csv").exists()
+
+
+@pytest.mark.parametrize("line,what", [
+    ("[1, 2]", "not a results row (a JSON object)"),
+    ("5", "not a results row (a JSON object)"),
+    ({"config": 5}, '"config" is not an object'),
+    ({"valid": 5}, '"valid" is not an object of metric: number'),
+    ({"test": {"recall@50": "high", "ndcg@50": 0.1}}, '"test" is not an object of metric'),
+    ({"seed": None}, "no seed"),
+    ('{"run": "runs/x", "val', "not a results row"),  # damaged, not last: a run would be lost
+    (b'{"dataset": "caf\xe9"}', "not a results row ('utf-8' codec"),
+])
+def test_a_damaged_results_row_is_one_line_naming_file_and_line(tmp_path, capsys, line, what):
+    rows = [json.dumps(r).encode() for r in results()]
+    if isinstance(line, dict):
+        bad = {**results()[2], **line}
+        line = json.dumps({k: v for k, v in bad.items() if v is not None})
+    rows.insert(2, line if isinstance(line, bytes) else line.encode())
+    f = tmp_path / "results.jsonl"
+    f.write_bytes(b"\n".join(rows) + b"\n")
+    assert main(["report", str(f)]) == 4  # cli.EXIT_DATA
+    err = capsys.readouterr().err
+    assert err.startswith(f"softbpr: error: {f}:3: ") and what in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "report.md").exists()
+    # a torn LAST line (a kill mid-write: no newline after it) is still skipped
+    f.write_bytes(b"\n".join(rows[:2] + rows[3:]) + b'\n{"run": "runs/x", "val')
+    assert len(load_results(f)) == len(results()) - 1  # (the diverged row is not a result)
+
+
+def test_unknown_rows_or_proposed_and_a_zero_baseline(res_file, capsys):
+    assert main(["report", str(res_file), "--proposed", "sdsn"]) == 2  # cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "--proposed sdsn: no such row; choose among DNS, RNS, SDNS, IRGAN" in err
+    assert main(["report", str(res_file), "--rows", "method,nosuchkey"]) == 2
+    err = capsys.readouterr().err
+    assert "--rows: 'nosuchkey' not a key of these results; choose among alpha," in err
+    assert not (res_file.parent / "report.md").exists()
+    assert main(["report", str(res_file), "--rows", "method,alpha", "--proposed",
+                 "SDNS α=0.9"]) == 0
+    assert "| SDNS α=0.9 vs <u>best baseline</u> |" in capsys.readouterr().out
+    # the default proposed row (sdns) may be absent; a list-valued key is a row key too
+    rows = [row("dns", "A", "d", s, 0.3, 0.2, 0.1, topk=[10, 50]) for s in SEEDS]
+    assert "| DNS K=[10, 50] |" in to_markdown(build_table(rows, rows_by=("method", "topk")))
+    # a zero baseline: no relative improvement (it printed +nan%), the t-test still stands
+    rows = [row("dns", "A", "d", s, 0.3, 0.0, 0.0) for s in SEEDS]
+    rows += [row("sdns", "A", "s", s, 0.3, 0.1 * s, 0.1 * s) for s in SEEDS]
+    t = build_table(rows)
+    md, text = to_markdown(t), to_csv(t)
+    assert "nan" not in md + text and "| SDNS vs <u>best baseline</u> | – (p=" in md
+    (s,) = [r for r in csv.DictReader(io.StringIO(text)) if r["row"] == "SDNS"
+            and r["metric"] == "recall@50"]
+    assert s["improvement"] == "" and s["n_paired"] == "3"

@@ -36,6 +36,35 @@ def test_create_writes_config_and_empty_history(tmp_path):
     assert rd.experiment() == exp  # extra keys (device) are not part of the experiment
 
 
+@pytest.mark.parametrize("cfg,msg", [
+    ({"lr": 0.5, "epochs": 1}, r"not a run config .*unknown keys \['epochs', 'lr'\]"),
+    ([1, 2], "not a run config"),
+    ({}, "not a run config"),
+    ("train.lrr", "lrr"),
+    ("model=5", "must be a mapping"),
+    ("train.lr=-1", r"train.lr must be > 0"),
+])
+def test_experiment_of_an_edited_config_names_the_file(tmp_path, cfg, msg):
+    """A config.json without the section tables, with unknown keys or bad values is refused
+    naming the file (it used to rebuild a default experiment and train that on --resume)."""
+    from softbpr.data import DataError
+
+    rd = RunDir(tmp_path / "run")
+    rd.create({**_exp().to_dict(), "device": "cpu"})
+    if isinstance(cfg, str):
+        c = rd.read_config()
+        key, _, val = cfg.partition("=")
+        sec, _, k = key.partition(".")
+        if k:
+            c[sec][k] = float(val) if val else 1
+        else:
+            c[sec] = int(val)
+        cfg = c
+    rd.config_path.write_text(json.dumps(cfg))
+    with pytest.raises(DataError, match=rf"config\.json: .*{msg}"):
+        rd.experiment()
+
+
 def test_create_refuses_a_non_empty_folder_and_overwrite_clears_training_state(tmp_path):
     rd = RunDir(tmp_path / "run")
     rd.create({"x": 1})

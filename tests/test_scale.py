@@ -150,6 +150,22 @@ def test_refuses_to_overwrite(tmp_path):
     assert (tmp_path / "x.csv").read_text() == "keep"
 
 
+@pytest.mark.parametrize("name, seed, msg", [
+    ("x.parquet", 1, "--out"), ("x.txt", 1, "--out"), ("x.gz", 1, "--out"),
+    ("x.csv", -1, "--seed"), ("x.csv.gz", 2**63, "--seed"),
+])
+def test_cli_refuses_other_suffixes_and_bad_seeds(tmp_path, capsys, name, seed, msg):
+    """Only .csv / .csv.gz (it writes CSV text), seeds in 0..2**63-1: one line naming the
+    flag, exit 2, and no file written."""
+    from softbpr.cli import main
+
+    rc = main(["data", "synth", "--users", "10", "--items", "10", "--interactions", "20",
+               "--seed", str(seed), "--out", str(tmp_path / name), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith(f"softbpr: error: {msg}") and len(err.splitlines()) == 1
+    assert not list(tmp_path.iterdir())
+
+
 def test_cli(tmp_path):
     out = tmp_path / "c.csv"
     r = subprocess.run([sys.executable, "-m", "softbpr", "data", "synth", "--users", "1k",

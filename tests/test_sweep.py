@@ -115,11 +115,72 @@ lr = [0.01, 0.005]
     ("[grid]\npool_sise = [1]\n", "did you mean 'pool_size'"),
     ("[grids]\nlr = [1]\n", "unknown table"),
     ("[[variants]]\npreset = \"nope\"\n", "unknown preset"),
+    ("[grid]\nlr = []\n", r"lr = \[\] has no values"),
+    ("[[variants]]\npool_size = []\n", r"pool_size = \[\] has no values"),
 ])
 def test_bad_sweep_files_fail_before_training(tmp_path, body, msg):
     f = write_sweep(tmp_path / "s.toml", "synthetic-small", tmp_path / "o", body)
     with pytest.raises(ConfigError, match=msg):
         expand(load_sweep(f))
+
+
+@pytest.mark.parametrize("text,msg", [
+    ("sweep = 5\n", r"sweep must be a table"),
+    ("grid = 5\n", r"grid must be a table"),
+    ("quick = 5\n", r"quick must be a table"),
+    ("base = [1, 2]\n", r"base must be a table"),
+    ("variants = 5\n", r"variants must be an array of tables"),
+    ("variants = [1, 2]\n", r"variants must be an array of tables"),
+    ("[base]\ntrain = 5\n", r"\[base\] train must be a table of train settings"),
+    ("[[variants]]\neval = \"x\"\n", r"\[variants\] eval must be a table"),
+    ("[sweep]\nout = 5\n", r"\[sweep\] out must be a non-empty string"),
+    ("[sweep]\nname = [1]\n", r"\[sweep\] name must be a non-empty string"),
+    ("[sweep]\nkeep = 5\n", r"\[sweep\] keep must be a list of file names"),
+    ("[sweep]\nkeep = [\"model\"]\n", r"\[sweep\] keep: \['model'\] are not heavy run files"),
+])
+def test_sweep_file_of_the_wrong_shape_is_one_line_naming_the_table(tmp_path, text, msg):
+    """Wrong-typed tables and [sweep] keys are refused naming the file and table (they used to
+    end in a traceback, or `keep = "model.pt"` was read as its characters)."""
+    f = tmp_path / "s.toml"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match=rf"s\.toml: {msg}"):
+        load_sweep(f)
+
+
+def test_keep_takes_one_name_or_a_list(tmp_path):
+    f = write_sweep(tmp_path / "s.toml", "synthetic-small", tmp_path / "o")
+    f.write_text(f.read_text().replace('name = "t"', 'name = "t"\nkeep = "model.pt"'))
+    assert load_sweep(f).keep == ("model.pt",)
+    f.write_text(f.read_text().replace('keep = "model.pt"', 'keep = ["model.pt", "state.pt"]'))
+    assert load_sweep(f).keep == ("model.pt", "state.pt")
+
+
+def test_cli_refuses_what_would_run_nothing_or_elsewhere(tmp_path, capsys):
+    """--only matching nothing, --set seed (ignored before), an empty --out, --budget < 0 or
+    not a number, --jobs < 1: one line each, nothing written."""
+    f = write_sweep(tmp_path / "s.toml", "synthetic-small", tmp_path / "o")
+    for args, msg in ((["--only", "lr=0.5"], "no runs match --only lr=0.5"),
+                      (["--set", "seed=5"], "--set seed=...: set training seeds with --seeds"),
+                      (["--out", ""], "--out: empty"),
+                      (["--budget", "-1"], "argument --budget: must be minutes >= 0"),
+                      (["--budget", "nan"], "argument --budget: must be minutes >= 0"),
+                      (["--jobs", "0"], "argument --jobs: must be an integer >= 1")):
+        assert main(["sweep", str(f), *args]) != 0
+        err = capsys.readouterr().err
+        assert msg in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_sweep_refuses_to_append_to_a_file_that_is_not_its_results(tmp_path, capsys):
+    f = write_sweep(tmp_path / "s.toml", "synthetic-small", tmp_path / "o")
+    (tmp_path / "o").mkdir()
+    for notes in ("my notes\n", "my notes", '{"mine": 1}\n'):
+        (tmp_path / "o" / "results.jsonl").write_text(notes)
+        assert main(["sweep", str(f)]) != 0
+        err = capsys.readouterr().err
+        assert "results.jsonl" in err and "not a" in err and err.count("\n") == 1
+        assert (tmp_path / "o" / "results.jsonl").read_text() == notes
+        assert not list((tmp_path / "o").glob("runs/*"))
 
 
 def test_shipped_study_files_expand():
@@ -210,6 +271,30 @@ def test_interrupted_sweep_resumes_without_redoing_finished_runs(tmp_path, tiny_
     (sw.out / "results.jsonl").write_text(lines[0] + "\n")
     new = run_sweep(sw, specs, log=lambda m: None)
     assert calls == [] and [x["run"] for x in new] == [f"runs/{specs[1].name}"]
+
+
+def test_a_torn_last_row_is_cut_and_written_again(tmp_path, tiny_folder):
+    """A row torn by a kill mid-write is cut before the next append (appending after it would
+    merge two lines into one damaged row that stops every later read); its finished run's
+    row is written again from the run directory; a complete last row lacking its newline is
+    kept and terminated."""
+    f = write_sweep(tmp_path / "s.toml", tiny_folder, tmp_path / "o",
+                    "[grid]\nlr = [0.01, 0.02]\n")
+    sw = load_sweep(f)
+    specs = expand(sw)
+    run_sweep(sw, specs[:1], log=lambda m: None)
+    res = sw.out / "results.jsonl"
+    good = res.read_text()
+    res.write_text(good[: len(good) // 2])  # the only row, torn
+    logs = []
+    run_sweep(sw, specs, log=logs.append)
+    rows = read_rows(res)
+    assert sorted(r["run"] for r in rows) == sorted(f"runs/{s.name}" for s in specs)
+    assert any("cut a torn last line" in m for m in logs)
+    res.write_text(res.read_text().rstrip("\n"))  # complete rows, the last without its newline
+    before = read_rows(res)
+    run_sweep(sw, specs, log=lambda m: None)
+    assert read_rows(res) == before and res.read_text().endswith("\n")
 
 
 def test_diverged_run_is_recorded_and_skipped(tmp_path, tiny_folder, monkeypatch):

@@ -21,8 +21,10 @@ import shutil
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -432,20 +434,43 @@ def _finish(part: Path, dest: Path, f: RemoteFile, log) -> Path:
     return dest
 
 
-def _extract(archive: Path, f: RemoteFile, dest_dir: Path, log) -> None:
-    with zipfile.ZipFile(archive) as z:
-        names = set(z.namelist())
-        for inner, local, sha in f.members:
-            if inner not in names:
-                raise DataError(f"{archive.name}: has no member {inner!r}")
-            tmp = dest_dir / (local + ".part")
-            with z.open(inner) as src, open(tmp, "wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
-            if sha is not None and sha256_of(tmp) != sha:
-                tmp.unlink()
-                raise DataError(f"{archive.name}: {inner} does not match its known sha256")
-            os.replace(tmp, dest_dir / local)
-            log(f"{local}: extracted" + (" (sha256 verified)" if sha else ""))
+def _extract(archive: Path, f: RemoteFile, dest_dir: Path, log,
+             what: str | None = None) -> None:
+    """Extract `f.members`; DataError naming the archive (`what`, default its name) when it is
+    not a zip, truncated or corrupt, or lacks a member."""
+    what = what or archive.name
+    tmp = None
+    try:
+        with zipfile.ZipFile(archive) as z:
+            names = set(z.namelist())
+            for inner, local, sha in f.members:
+                if inner not in names:
+                    raise DataError(f"{what}: has no member {inner!r}")
+                tmp = dest_dir / (local + ".part")
+                with z.open(inner) as src, open(tmp, "wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+                if sha is not None and sha256_of(tmp) != sha:
+                    tmp.unlink()
+                    raise DataError(f"{what}: {inner} does not match its known sha256")
+                os.replace(tmp, dest_dir / local)
+                log(f"{local}: extracted" + (" (sha256 verified)" if sha else ""))
+    except (zipfile.BadZipFile, EOFError, zlib.error) as e:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise DataError(f"{what}: not a valid zip archive, truncated or corrupt ({e})") from None
+
+
+def _is_from_file(path: Path, src: str | None) -> bool:
+    """Whether `path` (in the cache) is the user's own --from file itself."""
+    if src is None:
+        return False
+    if _is_url(src):
+        if not src.lower().startswith("file:"):
+            return False
+        src = urllib.request.url2pathname(urllib.parse.urlparse(src).path)
+    p = Path(src).expanduser()
+    p = p / path.name if p.is_dir() else p
+    return p.resolve() == path.resolve()
 
 
 def fetch(name: str, src: str | None = None, home: Path | None = None,
@@ -467,7 +492,14 @@ def fetch(name: str, src: str | None = None, home: Path | None = None,
             continue
         path = fetch_file(f, d, src, log, quiet)
         if f.members:
-            _extract(path, f, d, log)
+            try:
+                _extract(path, f, d, log, f"--from {src}" if src is not None else str(path))
+            except DataError as e:
+                if _is_from_file(path, src):  # never remove the user's own file
+                    raise
+                path.unlink(missing_ok=True)  # else every later fetch would fail alike
+                raise DataError(f"{e}; the bad copy was removed from the cache, so the next "
+                                f"`softbpr data fetch {name}` starts clean") from None
     meta = {"name": name, "fetched": time.strftime("%Y-%m-%dT%H:%M:%S"), "from": src,
             "files": {n: (d / n).stat().st_size for n in ds.needed()}}
     (d / "fetch.json").write_text(json.dumps(meta, indent=2) + "\n")

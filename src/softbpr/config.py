@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import sys
 import types
 import typing
@@ -106,7 +107,7 @@ class DataConfig(_Section):
     train items when a given split has no valid file)."""
     test_ratio: float = param(0.1, "per-user test share", ge=0.0, lt=1.0)
     """Per-user share held out for test (temporal/random splits)."""
-    seed: int = param(2024, "seed of the synthetic data and random splits")
+    seed: int = param(2024, "seed of the synthetic data and random splits", ge=0, lt=2**63)
     """Seed of the data: synthetic generation and random splits (kept apart from the training
     seed so that runs over several training seeds share one dataset)."""
 
@@ -318,7 +319,8 @@ class TrainConfig(_Section):
     """Evaluate on validation every N epochs (and after the last one)."""
     patience: int = param(4, "evaluations without improvement before stopping; 0 = never", ge=0)
     """Stop after this many evaluations without improvement of eval.metric (0 = never stop)."""
-    seed: int = param(2020, "training seed: initialisation, shuffling, negatives")
+    seed: int = param(2020, "training seed: initialisation, shuffling, negatives", ge=0,
+                      lt=2**63)
     """Training seed: initialisation, shuffling and negative sampling."""
     device: str = param("auto", "auto | cpu | cuda | cuda:N")
     """auto | cpu | cuda | cuda:N."""
@@ -365,8 +367,9 @@ class EvalConfig(_Section):
     def _cross_check(self):
         if not self.topk:
             raise ConfigError("eval.topk needs at least one cut-off, e.g. 20,50")
-        name, _, k = self.metric.partition("@")
-        if name not in ("recall", "ndcg") or not k.isdigit() or int(k) not in self.topk:
+        k = self.metric.partition("@")[2]
+        if (not re.fullmatch(r"(recall|ndcg)@[1-9][0-9]*", self.metric)
+                or int(k) not in self.topk):
             raise ConfigError(f"eval.metric = {self.metric!r} must be recall@K or ndcg@K with K "
                               f"in topk {list(self.topk)}")
 
@@ -531,12 +534,16 @@ def bounds(f: dataclasses.Field) -> str:
     m = f.metadata
     lo = ("[", m["ge"]) if "ge" in m else ("(", m["gt"]) if "gt" in m else None
     hi = ("]", m["le"]) if "le" in m else (")", m["lt"]) if "lt" in m else None
+
+    def num(x) -> str:  # ints exactly (2**63 is not 9.22337e+18), floats short
+        return str(x) if isinstance(x, int) else f"{x:g}"
+
     if lo and hi:
-        return f"in {lo[0]}{lo[1]:g}, {hi[1]:g}{hi[0]}"
+        return f"in {lo[0]}{num(lo[1])}, {num(hi[1])}{hi[0]}"
     if lo:
-        return f"{'>=' if lo[0] == '[' else '>'} {lo[1]:g}"
+        return f"{'>=' if lo[0] == '[' else '>'} {num(lo[1])}"
     if hi:
-        return f"{'<=' if hi[0] == ']' else '<'} {hi[1]:g}"
+        return f"{'<=' if hi[0] == ']' else '<'} {num(hi[1])}"
     return ""
 
 

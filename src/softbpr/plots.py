@@ -88,6 +88,7 @@ def load_runs(paths) -> list[RunData]:
     runs = []
     for rd in find_runs(paths):
         flat = flatten(rd.read_config())
+        _check_history(rd.history_path, rd.read_history())
         res = rd.read_result()
         sw = rd.read_sweep_info() or {}
         ds = (sw.get("labels", {}).get("dataset") or (res or {}).get("dataset")
@@ -98,6 +99,31 @@ def load_runs(paths) -> list[RunData]:
     if not runs:
         raise FileNotFoundError(f"no run directories ({CONFIG} + {HISTORY}) under {paths}")
     return runs
+
+
+_NUMBERS = ("loss", *(k for k, _ in DIAGNOSTICS), "delta_q10", "delta_q90")
+
+
+def _check_history(path: Path, rows: list) -> None:
+    """Each row has the shape the figures read (else a DataError naming file:line)."""
+    from .data import DataError
+    from .report import _number
+
+    for n, row in enumerate(rows, 1):
+        if not isinstance(row, dict) or not isinstance(row.get("epoch"), int):
+            problem = "not an epoch row (an object with an integer epoch)"
+        elif not isinstance(row.get("valid", {}), dict) or not all(
+                map(_number, row.get("valid", {}).values())):
+            problem = ('"valid" is not an object of metric: number '
+                       f'({json.dumps(row["valid"])[:60]})')
+        elif bad := [k for k in _NUMBERS if row.get(k) is not None and not _number(row[k])]:
+            problem = f'"{bad[0]}" is not a number'
+        elif not isinstance(row.get("delta_hist", []), list) or not all(
+                map(_number, row.get("delta_hist", []))):
+            problem = '"delta_hist" is not a list of numbers'
+        else:
+            continue
+        raise DataError(f"{path}:{n}: damaged history row: {problem}; repair or delete the line")
 
 
 def best_only(runs: list[RunData], metric: str | None = None) -> list[RunData]:
@@ -290,7 +316,12 @@ def plot_diagnostics(runs: list[RunData], path: Path) -> Path:
     """Per-epoch false-negative and gradient-weight diagnostics, panels diagnostic × dataset."""
     present = [(k, t) for k, t in DIAGNOSTICS if any(k in row for r in runs for row in r.history)]
     if not present:
-        raise ValueError(f"the runs' {HISTORY} has no diagnostics")
+        r = next((r for r in runs if not r.history), runs[0])  # an empty one, if any
+        where = f"{r.dir / HISTORY}" + (f" (and {len(runs) - 1} more runs)" if len(runs) > 1
+                                        else "")
+        raise ValueError(f"{where}: empty, no epoch finished yet; wait for one, or plot other "
+                         "runs" if not r.history else f"{where}: no diagnostics (trained before "
+                         "they existed?); plot --kind curves")
     keys = label_keys(runs)
     sets, colors, fig, axes = _panels(runs, keys, len(present))
     for j, (ds, by) in enumerate(sets.items()):
@@ -364,6 +395,17 @@ def _matches(r: RunData, only: dict) -> bool:
     return True
 
 
+def _spans(xs: list[int]) -> str:
+    """[1, 2, 3, 5] -> '1-3, 5'."""
+    out: list = []
+    for x in xs:
+        if out and x == out[-1][1] + 1:
+            out[-1][1] = x
+        else:
+            out.append([x, x])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in out)
+
+
 KINDS = ("all", "curves", "vs-H", "vs-alpha", "diagnostics", "delta-hist")
 
 
@@ -383,6 +425,14 @@ def plot_all(paths, out: str | Path | None = None, kinds=("all",), metrics=None,
         raise ValueError(f"no runs under {paths} match {only}")
     first = Path(paths if isinstance(paths, (str, Path)) else paths[0])
     out = Path(out) if out else (first if first.is_dir() else first.parent) / "plots"
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file; give --out a folder for the figures")
+    if epoch is not None:
+        have = sorted({row["epoch"] for r in runs for row in r.history if "delta_hist" in row})
+        if epoch not in have:
+            raise ValueError(f"--epoch {epoch}: no run has a Δ histogram of that epoch; "
+                             + (f"choose among epochs {_spans(have)}" if have else
+                                "these runs have none (trained before it existed?)"))
     if metrics is None:
         k = max(runs[0].config.get("topk") or [50])
         metrics = (f"recall@{k}", f"ndcg@{k}")

@@ -62,6 +62,18 @@ class PrepareConfig:
             raise DataError(f"split {self.split!r} is not one of: temporal, random, given")
         if self.n_users is not None and self.n_users < 1:
             raise DataError(f"n_users must be >= 1, got {self.n_users}")
+        # the bounds `softbpr train` applies (config.DataConfig), named by prepare's flags
+        for flag, v in (("--valid-ratio", self.valid_ratio), ("--test-ratio", self.test_ratio)):
+            if not 0.0 <= v < 1.0:
+                raise DataError(f"{flag} must be in [0, 1), got {v}")
+        if self.valid_ratio + self.test_ratio >= 1.0:
+            raise DataError(f"--valid-ratio + --test-ratio must be < 1, got {self.valid_ratio} + "
+                            f"{self.test_ratio}; nothing would be left for training")
+        for flag, v in (("--user-core", self.user_core), ("--item-core", self.item_core)):
+            if v < 0:
+                raise DataError(f"{flag} must be >= 0 (0 = off), got {v}")
+        if not 0 <= self.seed < 2**63:
+            raise DataError(f"--seed must be in 0..2**63-1, got {self.seed}")
 
 
 def resolve(source: str, fmt: str = "auto", columns: str | None = None, cfg=None):
@@ -108,6 +120,11 @@ def prepare(source: str | Path, out: str | Path, cfg: PrepareConfig | None = Non
     fmt = detect_format(path) if fmt == "auto" else fmt
     name = name or auto_name
     out = Path(out)
+    src, dst = path.resolve(), out.resolve()
+    if src == dst or dst in src.parents:
+        raise DataError(f"--out {out} is the source {path} or a folder holding it; writing "
+                        "there would overwrite the source: choose another --out (--overwrite "
+                        "does not change this)")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} exists and is not empty; choose another --out or pass "
                               "--overwrite")

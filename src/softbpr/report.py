@@ -76,23 +76,66 @@ def load_results(paths) -> list[dict]:
         f = p / RESULTS if p.is_dir() else p
         if not f.exists():
             raise FileNotFoundError(f"{f}: no {RESULTS} (run `softbpr sweep` first)")
-        for r in read_rows(f):
+        for n, r in read_rows(f, numbered=True):
             if r.get("status", "ok") != "ok" or not r.get("valid") or not r.get("test"):
                 continue
+            _check_row(r, f"{f}:{n}")
             r["_root"] = str(f.parent)
             out[(str(f.parent.resolve()), r.get("run", id(r)))] = r
     return list(out.values())
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_row(r: dict, where: str) -> None:
+    """A finished row has the shape the table reads (else a DataError naming file:line)."""
+    from .data import DataError
+
+    problem = None
+    if not isinstance(r.get("seed"), int) or isinstance(r["seed"], bool):
+        problem = f"seed {r['seed']!r} is not an integer" if "seed" in r else "no seed"
+    for part in ("valid", "test"):
+        if not isinstance(r[part], dict) or not all(map(_number, r[part].values())):
+            problem = f'"{part}" is not an object of metric: number ({json.dumps(r[part])[:60]})'
+    for part in ("config", "labels", "point"):
+        if not isinstance(r.get(part, {}), dict):
+            problem = f'"{part}" is not an object'
+    for key in ("run", "point_id", "dataset", "method", "model"):
+        if isinstance(r.get(key), (list, dict)):
+            problem = f'"{key}" is not a single value'
+    if problem:
+        raise DataError(f"{where}: damaged results row: {problem}; repair or delete the line "
+                        "(`softbpr sweep` adds the row of a finished run again)")
 
 
 def value(row: dict, key: str):
     """A row's value for a table key: top-level (method, model, dataset, seed), then its labels,
     then its flat config (pool_size, alpha, lr, ...)."""
     if key in row and not isinstance(row[key], dict):
-        return row[key]
-    for part in ("labels", "config", "point"):
-        if key in row.get(part, {}):
-            return row[part][key]
-    return None
+        v = row[key]
+    else:
+        v = next((row[part][key] for part in ("labels", "config", "point")
+                  if key in row.get(part, {})), None)
+    return json.dumps(v) if isinstance(v, (list, dict)) else v  # (topk: a list) hashable
+
+
+def key_names(rows: list[dict]) -> list[str]:
+    """Every key `value` finds in some row: what a table's rows can be grouped by."""
+    names: set = set()
+    for r in rows:
+        names |= {k for k, v in r.items() if not isinstance(v, dict) and not k.startswith("_")}
+        for part in ("labels", "config", "point"):
+            names |= set(r.get(part, {}))
+    return sorted(names)
+
+
+def find_row(rows, rows_by: tuple[str, ...], name: str):
+    """The row (a tuple of `rows_by` values) that `name` names: its label in any case, or with
+    one row key its value (`sdns`); None when no row does."""
+    return next((row for row in rows if label(row, rows_by).lower() == name.lower()
+                 or (len(row) == 1 and str(row[0]) == name)), None)
 
 
 def point_of(row: dict) -> str:
@@ -206,7 +249,7 @@ class Table:
     choices: dict
     proposed: tuple | None
     strongest: dict  # (dataset, metric) -> row key
-    improvement: dict  # (dataset, metric) -> (relative, p, n)
+    improvement: dict  # (dataset, metric) -> (relative, p, n); relative None: baseline 0
 
 
 def build_table(results: list[dict], metrics=("recall@50", "ndcg@50"), select_metric=None,
@@ -217,11 +260,7 @@ def build_table(results: list[dict], metrics=("recall@50", "ndcg@50"), select_me
     select_metric = select_metric or default_metric(results)
     choices = select(results, select_metric, rows_by)
     datasets = list(dict.fromkeys(str(r.get("dataset")) for r in results))
-    prop = None
-    if proposed is not None:
-        cands = [row for row, _ in choices if label(row, rows_by).lower() == proposed.lower()
-                 or (len(row) == 1 and str(row[0]) == proposed)]
-        prop = cands[0] if cands else None
+    prop = None if proposed is None else find_row([row for row, _ in choices], rows_by, proposed)
     table_rows = sorted({row for row, _ in choices}, key=lambda r: _sort_key(r, rows_by, prop))
     strongest, improvement = {}, {}
     for ds in datasets:
@@ -235,7 +274,7 @@ def build_table(results: list[dict], metrics=("recall@50", "ndcg@50"), select_me
                 b = choices[(strongest[(ds, m)], ds)]
                 pc = choices[(prop, ds)]
                 bm = statistics.fmean(b.test(m))
-                rel = (statistics.fmean(pc.test(m)) - bm) / bm if bm else float("nan")
+                rel = (statistics.fmean(pc.test(m)) - bm) / bm if bm else None
                 improvement[(ds, m)] = (rel, *paired_test(pc.by_seed(m), b.by_seed(m)))
     return Table(rows_by, list(metrics), select_metric, datasets, table_rows, choices, prop,
                  strongest, improvement)
@@ -253,7 +292,7 @@ def _improvement_cell(v) -> str:
         return "–"
     rel, p, n = v
     ptxt = "p n/a" if p is None else f"p={p:.3g}"
-    return f"{rel * 100:+.2f}% ({ptxt}, n={n})"
+    return ("–" if rel is None else f"{rel * 100:+.2f}%") + f" ({ptxt}, n={n})"
 
 
 def _pretty_metric(m: str) -> str:
@@ -278,7 +317,7 @@ def to_markdown(t: Table) -> str:
                      + " | ".join(cells) + " |")
     seeds = sorted({r["seed"] for c in t.choices.values() for r in c.runs})
     text = [
-        f"Test metrics, mean ± std over seeds {seeds}, each at the grid point with the best mean "
+        f"{_MD_HEAD} {seeds}, each at the grid point with the best mean "
         f"validation {t.select_metric} (per row and dataset). <u>Underlined</u>: the strongest "
         "baseline of the column"
         + (f"; last row: relative improvement of {label(t.proposed, t.rows_by)} over it, with a "
@@ -320,22 +359,48 @@ def to_csv(t: Table) -> str:
                 w.writerow([label(row, t.rows_by), *row, ds, m, f"{mean:.6f}", f"{sd:.6f}",
                             len(c.runs), " ".join(str(r["seed"]) for r in c.runs),
                             int(t.strongest.get((ds, m)) == row),
-                            "" if imp is None else f"{imp[0]:.6f}",
+                            "" if imp is None or imp[0] is None else f"{imp[0]:.6f}",
                             "" if imp is None or imp[1] is None else f"{imp[1]:.6g}",
                             "" if imp is None else imp[2], t.select_metric, f"{c.score:.6f}",
                             c.point_id, json.dumps(c.runs[0].get("point", {}))])
     return buf.getvalue()
 
 
-def report(paths, out: str | Path | None = None, **kw) -> tuple[Table, list[Path]]:
+_MD_HEAD = "Test metrics, mean ± std over seeds"  # to_markdown's first words
+
+
+def _is_report(f: Path) -> bool:
+    """Is f a file that `report` wrote (by its first line), so that writing it again loses
+    nothing the user wrote?"""
+    try:
+        with open(f, encoding="utf-8") as fh:
+            head = fh.readline().rstrip("\n")
+    except (OSError, ValueError):
+        return False
+    if f.name.endswith(".csv"):
+        return head.startswith("row,") and head.endswith(",valid_score,point_id,point")
+    return head.startswith(_MD_HEAD + " ")
+
+
+def report(paths, out: str | Path | None = None, overwrite: bool = False,
+           **kw) -> tuple[Table, list[Path]]:
     """Build the table from results, write <out>.md and <out>.csv (default: beside the first
-    results file, report.md/report.csv); returns the table and the files written."""
+    results file, report.md/report.csv); returns the table and the files written.
+
+    An existing <out>.md/.csv is replaced only when an earlier report wrote it (or overwrite);
+    the default report.md/report.csv are always rewritten."""
     results = load_results(paths)
     t = build_table(results, **kw)
     first = Path(paths if isinstance(paths, (str, Path)) else paths[0])
     stem = Path(out) if out else (first if first.is_dir() else first.parent) / "report"
+    if stem.suffix in (".md", ".csv"):  # --out table.md: table.md and table.csv
+        stem = stem.with_suffix("")
+    files = [Path(f"{stem}.md"), Path(f"{stem}.csv")]  # (not with_suffix: --out data.v2)
+    for f in files:
+        if out and not overwrite and f.exists() and not _is_report(f):
+            raise FileExistsError(f"{f} exists and is not a softbpr report; choose another "
+                                  "--out, or pass --overwrite to replace it")
     stem.parent.mkdir(parents=True, exist_ok=True)
-    files = [stem.with_suffix(".md"), stem.with_suffix(".csv")]
     files[0].write_text(to_markdown(t))
     files[1].write_text(to_csv(t))
     return t, files
@@ -345,6 +410,8 @@ __all__ = [
     "Choice",
     "Table",
     "build_table",
+    "find_row",
+    "key_names",
     "label",
     "load_results",
     "paired_test",

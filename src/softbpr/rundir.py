@@ -301,10 +301,21 @@ class RunDir:
 
     def experiment(self):
         """The run's `Experiment`, rebuilt (and validated) from config.json."""
-        from .config import Experiment
+        from .config import ConfigError, Experiment
+        from .data import DataError
 
         cfg = self.read_config()
-        return Experiment.from_dict({k: cfg[k] for k in _SECTIONS if k in cfg})
+        extra = (set(cfg) - set(_SECTIONS) - {"method", "dataset_notes", "device", "world_size"}
+                 if isinstance(cfg, dict) else None)
+        if extra is None or extra or not any(k in cfg for k in _SECTIONS):
+            raise DataError(f"{self.config_path}: not a run config (a JSON object of the "
+                            f"sections {', '.join(_SECTIONS)}"
+                            + (f"; unknown keys {sorted(extra)}" if extra else "")
+                            + "); restore it, or start a new run")
+        try:
+            return Experiment.from_dict({k: cfg[k] for k in _SECTIONS if k in cfg})
+        except (ConfigError, TypeError) as e:
+            raise DataError(f"{self.config_path}: {e}; restore it, or start a new run") from None
 
     # -- history ------------------------------------------------------------------------------
 

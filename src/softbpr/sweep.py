@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import sys
 import time
@@ -50,7 +51,7 @@ from itertools import product
 from pathlib import Path
 
 from .config import FLAT, SECTIONS, ConfigError, Experiment, build, merge
-from .rundir import RunDir
+from .rundir import HEAVY, RunDir
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -160,6 +161,7 @@ def load_sweep(path: str | Path, quick: bool = False, seeds=None, overrides: dic
     if extra:
         raise ConfigError(f"{p}: unknown table(s) {sorted(extra)}; a sweep file has [sweep], "
                           "[base], [grid], [[variants]] and [quick]")
+    _check_shape(p, doc)
     meta = doc.get("sweep", {})
     bad = set(meta) - {"name", "out", "seeds", "keep"}
     if bad:
@@ -167,6 +169,10 @@ def load_sweep(path: str | Path, quick: bool = False, seeds=None, overrides: dic
                           "keep)")
     name = meta.get("name", p.stem)
     grid = {k: (v if isinstance(v, list) else [v]) for k, v in doc.get("grid", {}).items()}
+    for k, v in [*grid.items(), *((k, v) for var in doc.get("variants", ())
+                                  for k, v in var.items())]:
+        if v == []:
+            raise ConfigError(f"{p}: {k} = [] has no values; give at least one or remove it")
     variants = tuple(doc.get("variants", [{}])) or ({},)
     for src in (doc.get("base", {}), grid, *variants):
         if "seed" in src or ("train" in src and "seed" in src.get("train", {})):
@@ -187,11 +193,49 @@ def load_sweep(path: str | Path, quick: bool = False, seeds=None, overrides: dic
         grid = {k: v[:1] for k, v in grid.items()}
         variants = tuple({k: (v[:1] if isinstance(v, list) else v) for k, v in var.items()}
                          for var in variants)
+    if out is not None and not str(out).strip():
+        raise ConfigError("--out: empty; give the sweep's output folder")
+    if overrides and "seed" in overrides:
+        raise ConfigError("--set seed=...: set training seeds with --seeds (or [sweep] seeds)")
     out_dir = Path(out) if out is not None else Path(meta.get("out", f"sweeps/{name}"))
     if quick and out is None:
         out_dir = out_dir.with_name(out_dir.name + "-quick")
     return Sweep(name, out_dir, seeds, doc.get("base", {}), grid, variants,
-                 tuple(meta.get("keep", ())), dict(overrides or {}), q)
+                 _keep(p, meta.get("keep", [])), dict(overrides or {}), q)
+
+
+def _check_shape(p: Path, doc: dict) -> None:
+    """[sweep], [base], [grid] and [quick] are tables, [[variants]] an array of tables, and
+    [sweep]'s name and out non-empty strings: anything else is refused naming the table."""
+    for t in ("sweep", "base", "grid", "quick"):
+        if t in doc and not isinstance(doc[t], dict):
+            raise ConfigError(f"{p}: {t} must be a table ([{t}]), got {doc[t]!r}")
+    v = doc.get("variants", [])
+    if not isinstance(v, list) or not all(isinstance(x, dict) for x in v):
+        raise ConfigError(f"{p}: variants must be an array of tables ([[variants]] blocks), "
+                          f"got {v!r}")
+    tables = [(t, doc[t]) for t in ("base", "quick") if t in doc] + [("variants", x) for x in v]
+    for t, tab in tables:
+        for k, x in tab.items():
+            if k in SECTIONS and k not in FLAT and not isinstance(x, dict):
+                raise ConfigError(f"{p}: [{t}] {k} must be a table of {k} settings "
+                                  f"([{t}.{k}] or {k}.KEY = ...), got {x!r}")
+    meta = doc.get("sweep", {})
+    for k in ("name", "out"):
+        if k in meta and not (isinstance(meta[k], str) and meta[k].strip()):
+            raise ConfigError(f"{p}: [sweep] {k} must be a non-empty string, got {meta[k]!r}")
+
+
+def _keep(p: Path, keep) -> tuple[str, ...]:
+    """[sweep] keep: heavy run files (rundir.HEAVY) to keep; one name or a list of them."""
+    names = [keep] if isinstance(keep, str) else keep
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"{p}: [sweep] keep must be a list of file names from {list(HEAVY)}, "
+                          f"got {keep!r}")
+    if bad := [n for n in names if n not in HEAVY]:
+        raise ConfigError(f"{p}: [sweep] keep: {bad} are not heavy run files; choose from "
+                          f"{list(HEAVY)}")
+    return tuple(names)
 
 
 def _fmt(v) -> str:
@@ -310,17 +354,63 @@ def filter_runs(specs: list[RunSpec], only: dict) -> list[RunSpec]:
     return [s for s in specs if all(match(s, k, v) for k, v in only.items())]
 
 
-def read_rows(path: Path) -> list[dict]:
-    """Rows of a results.jsonl ([] when absent); a torn last line (killed mid-write) is skipped."""
+def read_rows(path: Path, numbered: bool = False) -> list:
+    """Rows of a results.jsonl ([] when absent); a torn last line (killed mid-write: no newline
+    at its end) is skipped, any other line that is not a JSON object is an error naming it.
+    numbered: (line number, row) pairs instead of rows."""
+    from .data import DataError
+
     if not path.exists():
         return []
+    data = path.read_bytes()
+    lines = data.splitlines()
     rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
             continue
+        try:
+            row = json.loads(line.decode("utf-8"))
+        except ValueError as e:  # not UTF-8, or not JSON
+            if n == len(lines) and not data.endswith(b"\n"):
+                continue
+            raise DataError(f"{path}:{n}: not a results row ({e}); repair or delete the line "
+                            "(`softbpr sweep` adds the row of a finished run again)") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{n}: not a results row (a JSON object); repair or delete "
+                            "the line (`softbpr sweep` adds the row of a finished run again)")
+        rows.append((n, row) if numbered else row)
     return rows
+
+
+def _own_rows(results: Path) -> list[dict]:
+    """The rows of a sweep's results.jsonl; a file there that is not one (a user's own file in
+    the --out folder) is refused rather than appended to."""
+    rows = read_rows(results)
+    foreign_text = not rows and results.exists() and results.read_bytes().strip()[:1] not in (
+        b"", b"{")
+    if foreign_text or not all(isinstance(r, dict) and "run" in r for r in rows):
+        raise ConfigError(f"{results}: not a softbpr results file (rows with a 'run' key); "
+                          "give the sweep another --out")
+    return rows
+
+
+def _mend_tail(results: Path, log: Callable[[str], None]) -> None:
+    """Before appending: a last line without its newline would merge with the next row. A
+    complete row gets its newline; a torn one (a write killed midway, skipped by read_rows) is
+    cut off in place (its run's row is added again from the run directory)."""
+    data = results.read_bytes() if results.exists() else b""
+    if not data or data.endswith(b"\n"):
+        return
+    cut = data.rfind(b"\n") + 1
+    try:
+        json.loads(data[cut:].decode("utf-8"))
+    except ValueError:
+        os.truncate(results, cut)  # in place: a shard appending meanwhile keeps its row
+        log(f"{results}: cut a torn last line (a write killed midway); its run's row is "
+            "written again")
+        return
+    with open(results, "ab") as fh:
+        fh.write(b"\n")
 
 
 def results_path(sw: Sweep) -> Path:
@@ -368,7 +458,8 @@ def run_sweep(sw: Sweep, specs: list[RunSpec], log: Callable[[str], None] = prin
 
     (sw.out / "runs").mkdir(parents=True, exist_ok=True)
     results = results_path(sw)
-    have = {r.get("run") for r in read_rows(results)}
+    have = {r["run"] for r in _own_rows(results)}
+    _mend_tail(results, log)
     new: list[dict] = []
     cached = (None, None)  # (DataConfig, Split): consecutive runs on one dataset load it once
     t_call = time.perf_counter()

@@ -284,7 +284,12 @@ def write_synth(spec: SynthSpec, out: str | Path, seed: int = 2024, overwrite: b
     about every `every` seconds, and a summary.
     """
     spec.check()
+    if not 0 <= seed < 2**63:
+        raise ValueError(f"--seed must be in 0..2**63-1, got {seed}")
     out = Path(out)
+    if not out.name.endswith((".csv", ".csv.gz")):
+        raise ValueError(f"--out {out}: synth writes CSV text; give a name ending in .csv or "
+                         ".csv.gz (gzip)")
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
     if out.parent and not out.parent.exists():

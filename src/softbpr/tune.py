@@ -648,6 +648,8 @@ examples:
 def add_parser(sub) -> None:
     import argparse
 
+    from .cli.args import minutes
+
     t = sub.add_parser("tune", help="tune a sweep file's grid on validation with Optuna, "
                        "pruning hopeless trials (needs softbpr[tune])", epilog=TUNE_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -678,7 +680,7 @@ def add_parser(sub) -> None:
     t.add_argument("--out", help="sweep folder (default: the file's [sweep] out)")
     t.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="N worker processes on the same studies (OMP_NUM_THREADS=1 each)")
-    t.add_argument("--budget", type=float, default=0.0, metavar="MINUTES",
+    t.add_argument("--budget", type=minutes, default=0.0, metavar="MINUTES",
                    help="wall-clock budget of this call; the running trial stops resumable")
     t.add_argument("--dry-run", action="store_true", help="list the studies; train nothing")
     t.add_argument("--verbose", action="store_true", help="per-epoch lines of every run")

@@ -34,6 +34,20 @@ def positive_int(text: str) -> int:
     return value
 
 
+def minutes(text: str) -> float:
+    """--budget: a finite number of minutes >= 0 (0: no budget)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be minutes >= 0 (0: no budget), e.g. 90; "
+                                         f"got {text!r}")
+    return value
+
+
 def seeds(text: str) -> list[int]:
     """--seeds: integers >= 0."""
     return list(int_list(text, 0, "seeds"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from .args import metrics as metric_list
+from .args import minutes, positive_int
 from .args import seeds as seed_list
 
 SWEEP_EPILOG = """\
@@ -40,10 +41,10 @@ def add_parsers(sub) -> None:
     s.add_argument("--shard", metavar="K/N", type=_shard, help="run only every N-th run of the "
                    "sweep (after --only), from the K-th (1 <= K <= N), to split a sweep over "
                    "processes or machines; finished runs are skipped as usual")
-    s.add_argument("--jobs", type=int, default=1, metavar="N", help="run N shards at once as "
-                   "subprocesses (e.g. several runs sharing one GPU); OMP_NUM_THREADS defaults "
-                   "to 1 in each")
-    s.add_argument("--budget", type=float, default=0.0, metavar="MINUTES", help="wall-clock "
+    s.add_argument("--jobs", type=positive_int, default=1, metavar="N", help="run N shards at "
+                   "once as subprocesses (e.g. several runs sharing one GPU); OMP_NUM_THREADS "
+                   "defaults to 1 in each")
+    s.add_argument("--budget", type=minutes, default=0.0, metavar="MINUTES", help="wall-clock "
                    "budget: no run starts with under half a minute left (it stays pending), "
                    "and each run's train.time_limit is capped at what is left")
     s.set_defaults(run=sweep)
@@ -55,9 +56,11 @@ def add_parsers(sub) -> None:
     r.add_argument("--select", help="valid metric for choosing a point (default: the runs' "
                                     "early-stopping metric)")
     r.add_argument("--rows", default="method", help="row keys, e.g. method or method,pool_size")
-    r.add_argument("--proposed", default="sdns", help="row compared to the strongest baseline "
-                                                     "('none' for no improvement row)")
+    r.add_argument("--proposed", help="row compared to the strongest baseline (default: sdns "
+                                      "when there is one; 'none' for no improvement row)")
     r.add_argument("--out", help="output path without suffix (default: <sweep>/report)")
+    r.add_argument("--overwrite", action="store_true", help="replace existing --out files that "
+                   "are not softbpr reports (earlier reports are always replaced)")
     r.set_defaults(run=report)
     g = sub.add_parser("plot", help="figures from run directories (needs matplotlib)")
     g.add_argument("paths", nargs="+", metavar="PATH", help="sweep folder(s), run dirs, "
@@ -114,6 +117,9 @@ def sweep(args) -> int:
                         retry_failed=args.retry_failed, verbose=args.verbose,
                         budget_minutes=args.budget)
     specs = filter_runs(expand(sw, args.file), parse_assignments(args.only))
+    if not specs:
+        raise ConfigError(f"{args.file}: no runs match --only {' '.join(args.only)}; "
+                          f"`softbpr sweep {args.file} --dry-run` lists them")
     if args.best:  # before --shard: the shards split the chosen runs, not the whole grid
         res = results_path(sw)
         if not res.exists():
@@ -145,7 +151,7 @@ def sweep(args) -> int:
 
 def report(args) -> int:
     from ..config import ConfigError
-    from ..report import load_results, to_markdown
+    from ..report import find_row, key_names, label, load_results, row_keys, to_markdown, value
     from ..report import report as make_report
 
     rows = load_results(args.results)
@@ -156,9 +162,20 @@ def report(args) -> int:
         if rows and (bad := [m for m in names if m not in have]):
             raise ConfigError(f"{flag}: {', '.join(bad)} not measured in these results; choose "
                               f"among {', '.join(have)}")
-    t, files = make_report(args.results, args.out, metrics=metrics,
-                           select_metric=args.select, rows_by=tuple(args.rows.split(",")),
-                           proposed=None if args.proposed == "none" else args.proposed)
+    rows_by = tuple(args.rows.split(","))
+    if rows and (bad := [k for k in rows_by if k not in key_names(rows)]):
+        raise ConfigError(f"--rows: {', '.join(map(repr, bad))} not a key of these results; "
+                          f"choose among {', '.join(key_names(rows))}")
+    if rows and args.proposed not in (None, "none"):
+        keys = row_keys(rows, rows_by)
+        have = list(dict.fromkeys(tuple(value(r, k) for k in keys) for r in rows))
+        if find_row(have, keys, args.proposed) is None:
+            raise ConfigError(f"--proposed {args.proposed}: no such row; choose among "
+                              f"{', '.join(label(h, keys) for h in have)} (or none)")
+    proposed = "sdns" if args.proposed is None else args.proposed
+    t, files = make_report(args.results, args.out, overwrite=args.overwrite, metrics=metrics,
+                           select_metric=args.select, rows_by=rows_by,
+                           proposed=None if proposed == "none" else proposed)
     print(to_markdown(t))
     print("-> " + ", ".join(map(str, files)))
     return 0
