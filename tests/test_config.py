@@ -134,3 +134,23 @@ def test_labels():
     assert (label("pool_size"), label("alpha"), label("reg"), label("temperature")) == \
         ("H", "α", "λ", "T")
     assert label("batch_size") == "batch_size" and label("preset") == "preset"
+
+
+def test_config_file_with_a_byte_order_mark(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_bytes("\ufeff[train]\nlr = 0.005\n".encode())  # Windows editors save UTF-8 so
+    assert load(p).train.lr == 0.005
+
+
+@pytest.mark.parametrize("device", ["tpu", "cuda:x", " cpu", ""])
+def test_bad_device_names_the_key_not_a_flag(tmp_path, device):
+    """A bad device from a file, --set or Python is train.device, not '(--device)'."""
+    p = tmp_path / "c.toml"
+    p.write_text(f"[train]\ndevice = {device!r}\n")
+    for kw in ({"path": p}, {"overrides": {"device": device}}):
+        with pytest.raises(ConfigError, match=rf"train\.device = '{device}' is not a device") \
+                as e:
+            load(**kw)
+        assert "--device" not in str(e.value)
+    for good in ("auto", "cpu", "cuda", "cuda:1"):
+        assert load(overrides={"device": good}).train.device == good

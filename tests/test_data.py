@@ -270,3 +270,73 @@ def test_invalid_utf8_is_replaced_not_fatal(tmp_path):
     p.write_bytes(b"1,caf\xe9\n2,tea\n")
     d = read_delimited(p, "user,item")
     assert len(d) == 2 and "tea" in d.item_map.ids.tolist()
+
+
+@pytest.mark.parametrize("text", [
+    "user,item,timestamp\n1,2,3\n1,3,4\n2,2,5\n",  # a header: it was refused
+    "1,2\n1,3\n2,2\n",  # no header: the first id was '\ufeff1'
+    "a,x\nb,y\na,y\n",  # string ids: the first would silently be '\ufeffa'
+    "user_id:token\titem_id:token\nu1\ti1\nu2\ti1\n",
+])
+@pytest.mark.parametrize("gz", [False, True])
+def test_byte_order_mark_reads_like_the_plain_file(tmp_path, text, gz):
+    """Excel's 'CSV UTF-8' starts the file with a BOM: it loads exactly as without one."""
+    import gzip
+
+    name = "f.inter" if "token" in text else "f.csv"
+    paths = []
+    for stem, data in (("plain", text.encode()), ("bom", b"\xef\xbb\xbf" + text.encode())):
+        p = tmp_path / (f"{stem}_{name}" + (".gz" if gz else ""))
+        p.write_bytes(gzip.compress(data) if gz else data)
+        paths.append(p)
+    plain, bom = (read_table(p) for p in paths)
+    assert plain.keys() == bom.keys()
+    for k in plain:
+        assert plain[k].dtype == bom[k].dtype and plain[k].tolist() == bom[k].tolist()
+
+
+def test_byte_order_mark_in_lightgcn_files(tmp_path):
+    d = tmp_path / "lg"
+    d.mkdir()
+    (d / "train.txt").write_bytes(b"\xef\xbb\xbf0 1 2\n1 2 3\n")
+    (d / "test.txt").write_bytes(b"\xef\xbb\xbf0 3\n1 0\n")
+    (d / "user_list.txt").write_bytes(b"\xef\xbb\xbforg_id remap_id\nalice 0\nbob 1\n")
+    g = read_lightgcn(d)
+    assert g.parts["train"][0].tolist() == ["alice", "alice", "bob", "bob"]
+    assert g.parts["test"][0].tolist() == ["alice", "bob"]
+
+
+def test_repeated_column_names_its_origin(tmp_path):
+    with pytest.raises(DataError, match=r"dup.csv:1: the header repeats column 'user'") as e:
+        read_table(write(tmp_path, "dup.csv", "user,user,item\n1,1,2\n2,2,3\n"))
+    assert "--columns" not in str(e.value)
+    with pytest.raises(DataError, match=r"dup2.csv:1: the header repeats column 'user'"):
+        read_table(write(tmp_path, "dup2.csv", "user_id,uid,item\n1,1,2\n2,2,3\n"))
+    with pytest.raises(DataError, match=r"cols.csv: --columns names the column 'item' twice"):
+        read_table(write(tmp_path, "cols.csv", "1,2,3\n2,3,4\n"), "user,item,item")
+
+
+def test_empty_test_set_names_its_cause(tmp_path):
+    from softbpr.split import require_test
+
+    users = np.repeat(np.arange(6), 5)
+    d = inter(users, np.arange(30) % 7, np.arange(30))
+    for valid in (0.99, 0.1):  # a large valid share leaves one train pair per user
+        s = split_interactions(d, "temporal", 0, valid, 0.0, "t", log=lambda m: None)
+        with pytest.raises(DataError, match=r"t: no test pairs.*the test share is 0") as e:
+            require_test(s)
+        assert "fewer than 3" not in str(e.value)
+    few = split_interactions(inter([0, 0, 1, 1], [0, 1, 0, 1]), "random", 0, 0.1, 0.1, "f",
+                             log=lambda m: None)
+    with pytest.raises(DataError, match="every user has fewer than 3 interactions"):
+        require_test(few)
+    lg = tmp_path / "lg"  # a given split whose test users never occur in train
+    lg.mkdir()
+    write(lg, "train.txt", "".join(f"{u} {u % 5} {(u + 1) % 5} {(u + 2) % 5}\n"
+                                   for u in range(10)))
+    write(lg, "test.txt", "".join(f"{u} {u % 5}\n" for u in range(10, 20)))
+    s = load_split(DataConfig(data=str(lg)), log=lambda m: None)
+    with pytest.raises(DataError, match=r"lg: no test pairs.*no test user appears in train") \
+            as e:
+        require_test(s)
+    assert "fewer than 3" not in str(e.value)

@@ -292,7 +292,7 @@ def test_data_info_reads_a_double_colon_file(tmp_path, capsys):
     (["--config", "{bad}/missing.toml"], ["missing.toml: config file not found"]),
     (["--topk", "abc"], ["eval.topk", "'abc'"]),
     (["--topk", "0"], ["eval.topk"]),
-    (["--device", "tpu"], ["device 'tpu'", "--device"]),
+    (["--device", "tpu"], ["train.device = 'tpu'", "cuda:N"]),
     (["--epochs", "many"], ["argument --epochs"]),
     (["--alpha", "nan"], ["loss.alpha"]),
     (["--lr", "-1"], ["train.lr"]),
@@ -377,6 +377,29 @@ def test_export_never_overwrites(capsys, bad, run_dir):
     assert main(["export", str(run_dir), "--out", str(target), "--overwrite"]) == 0
     assert set(np.load(target)) >= {"user_ids", "item_embeddings"}
     target.write_bytes(b"keep me")
+
+
+def test_export_to_a_folder(capsys, tmp_path, run_dir):
+    """--out naming a folder: one line naming --out, before the model is read, nothing made."""
+    (tmp_path / "x.npz").mkdir()
+    (tmp_path / "p.users.parquet").mkdir()
+    for out, extra in (("x.npz", []), ("x.npz", ["--overwrite"]),
+                       ("p.parquet", ["--overwrite"])):
+        line = fails(capsys, tmp_path, ["export", str(run_dir), "--out", str(tmp_path / out),
+                                        *extra], EXIT_FILE, "is a folder", "--out")
+        assert ".tmp" not in line
+    fails(capsys, tmp_path, ["export", str(tmp_path / "no_run"), "--out",
+                             str(tmp_path / "x.npz")], EXIT_FILE, "x.npz is a folder", "--out")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["p.users.parquet", "x.npz"]
+
+
+def test_sweep_bad_device_names_no_flag(capsys, tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text(f'[sweep]\nout = "{tmp_path / "out"}"\n[base]\ndata = "synthetic-small"\n'
+                 'epochs = 1\ndim = 4\n')
+    line = fails(capsys, tmp_path, ["sweep", str(f), "--set", "device=tpu"], EXIT_USAGE,
+                 "train.device = 'tpu'")
+    assert "--device" not in line and not (tmp_path / "out").exists()
 
 
 def test_out_never_overwrites(capsys, bad):

@@ -146,6 +146,10 @@ def test_cli_table_and_users_file(run_dir, tmp_path, capsys):
     assert lines[0].split() == ["user", "rank", "item", "score", "source"]
     assert [ln.split()[:2] for ln in lines[1:]] == [
         ["u_c", "1"], ["u_c", "2"], ["u_a", "1"], ["u_a", "2"], ["u_b", "1"], ["u_b", "2"]]
+    f.write_bytes(b"\xef\xbb\xbfu_a\nu_b\n")  # a byte order mark (Excel, Notepad) is no id
+    assert main(["recommend", str(run_dir), "--users-file", str(f), "--k", "2"]) == 0
+    assert [ln.split()[0] for ln in capsys.readouterr().out.strip().splitlines()[1::2]] == [
+        "u_a", "u_b"]
 
 
 def test_fresh_process_recommend(run_dir, rec):

@@ -147,6 +147,14 @@ def test_sweep_file_of_the_wrong_shape_is_one_line_naming_the_table(tmp_path, te
         load_sweep(f)
 
 
+def test_sweep_file_with_a_byte_order_mark_reads_like_without(tmp_path):
+    f = write_sweep(tmp_path / "s.toml", "synthetic-small", tmp_path / "o")
+    g = tmp_path / "bom.toml"
+    g.write_bytes(b"\xef\xbb\xbf" + f.read_bytes())
+    a, b = load_sweep(f), load_sweep(g)
+    assert (a.base, a.grid, a.seeds, a.out) == (b.base, b.grid, b.seeds, b.out)
+
+
 def test_keep_takes_one_name_or_a_list(tmp_path):
     f = write_sweep(tmp_path / "s.toml", "synthetic-small", tmp_path / "o")
     f.write_text(f.read_text().replace('name = "t"', 'name = "t"\nkeep = "model.pt"'))

@@ -337,6 +337,11 @@ class TrainConfig(_Section):
     training stops (result.json: "stop_reason": "time_limit"), the best weights so far are
     restored and tested, as on early stopping. For budgeted runs on shared machines."""
 
+    def _cross_check(self):
+        if not re.fullmatch(r"auto|(cpu|cuda)(:[0-9]+)?", self.device):
+            raise ConfigError(f"train.device = {self.device!r} is not a device name; choose "
+                              "auto, cpu, cuda or cuda:N")
+
 
 @dataclass(frozen=True)
 class EvalConfig(_Section):
@@ -595,8 +600,7 @@ def load(path: str | Path | None = None, overrides: dict | None = None) -> Exper
     if path is not None:
         p = Path(path)
         try:
-            with open(p, "rb") as fh:
-                doc = tomllib.load(fh)
+            doc = tomllib.loads(p.read_bytes().decode("utf-8-sig"))  # a BOM is not TOML
         except FileNotFoundError:
             raise ConfigError(f"{p}: config file not found") from None
         except IsADirectoryError:

@@ -97,10 +97,11 @@ def check_file(p: Path) -> None:
 
 
 def open_text(path: Path):
-    """Text stream of a plain or gzip-compressed file (invalid UTF-8 replaced, not fatal)."""
+    """Text stream of a plain or gzip-compressed file (invalid UTF-8 replaced, not fatal; a
+    leading byte order mark, as Excel writes, dropped)."""
     if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
-    return open(path, encoding="utf-8", errors="replace")
+        return gzip.open(path, "rt", encoding="utf-8-sig", errors="replace")
+    return open(path, encoding="utf-8-sig", errors="replace")
 
 
 @contextmanager
@@ -206,7 +207,12 @@ def _layout(path: Path, columns: str | None, header_required: bool) -> _Layout:
     if "user" not in names or "item" not in names:
         raise DataError(f"{path}: columns {names} must include 'user' and 'item' (--columns)")
     if len(set(names)) < len(names):
-        raise DataError(f"{path}: a column is named twice in {names} (--columns)")
+        twice = next(n for n in names if names.count(n) > 1)
+        if columns:
+            raise DataError(f"{path}: --columns names the column {twice!r} twice ({columns}); "
+                            "name each column once")
+        raise DataError(f"{where}: the header repeats column {twice!r} "
+                        f"({head[first][:80]!r}); rename one of them")
     if not header and (shape := _lightgcn_shape(head)) is not None:
         raise _lightgcn_shaped_error(path, shape)
     skip = first + 1 if header else first
@@ -314,7 +320,7 @@ def _read_text_table(path: Path, columns: str | None, want, fmt: str) -> dict[st
                         arr = np.loadtxt((ln for ln in fh if ln.strip()) if filtered else fh,
                                          **kw)
                 else:  # numpy opens the file (.gz too) itself: ~30% faster than a Python stream
-                    arr = np.loadtxt(str(path), encoding="utf-8", **kw)
+                    arr = np.loadtxt(str(path), encoding="utf-8-sig", **kw)
         except UnicodeDecodeError:
             lenient = True
             continue

@@ -59,6 +59,8 @@ class Split:
     truth: for synthetic data, the planted user x item preference matrix (CSR, 1 = the user truly
         likes the item), so diagnostics can tell false negatives from true ones; None otherwise.
     notes: what was done to the data (drops, hold-outs), one line each.
+    test_ratio: the test share of a split made from one log (temporal/random); None for given
+        train/test files.
     """
 
     name: str
@@ -69,6 +71,7 @@ class Split:
     item_map: IdMap
     truth: sp.csr_matrix | None = None
     notes: tuple[str, ...] = field(default=())
+    test_ratio: float | None = None
 
     @property
     def n_users(self) -> int:
@@ -191,7 +194,7 @@ def _split_given(parts: dict, seed: int, valid_ratio: float, name: str,
 
 
 def _finish(name, train: Pairs, valid: Pairs, test: Pairs, umap: IdMap, imap: IdMap, truth,
-            notes: list[str], log) -> Split:
+            notes: list[str], log, test_ratio: float | None = None) -> Split:
     """Apply the held-out rules of the module doc and report what they drop."""
     n_u, n_i = len(umap), len(imap)
     train_key = unique(train.users * n_i + train.items)
@@ -224,18 +227,27 @@ def _finish(name, train: Pairs, valid: Pairs, test: Pairs, umap: IdMap, imap: Id
         log(m)
     if len(train) == 0:
         raise DataError(f"{name}: the training set is empty")
-    return Split(name, train, valid, test, umap, imap, truth, tuple(notes))
+    return Split(name, train, valid, test, umap, imap, truth, tuple(notes), test_ratio)
 
 
 def require_test(split: Split) -> None:
     """DataError when the split has no test pair (test metrics would be NaN), naming the cause:
-    every user with fewer than 3 interactions (a temporal/random split keeps them in train;
-    one pair per user is also what a LightGCN 'user item item ...' file read as a table gives),
-    or an empty / fully dropped test file."""
+    a test share of 0, every user with fewer than 3 interactions (a temporal/random split keeps
+    them in train; one pair per user is also what a LightGCN 'user item item ...' file read as a
+    table gives), no test user in train, or an empty / fully dropped test file."""
     if len(split.test):
         return
-    per_user = np.bincount(split.train.users, minlength=split.n_users)
-    if len(split.train) and per_user.max() < 3:
+    dropped = [n for n in split.notes if n.startswith("test:")]
+    per_user = (np.bincount(split.train.users, minlength=split.n_users)
+                + np.bincount(split.valid.users, minlength=split.n_users))
+    if split.test_ratio is not None and split.test_ratio <= 0:
+        cause = f"the test share is {split.test_ratio:g} (test_ratio), so no pair is held out"
+        fix = "give a test_ratio above 0, e.g. --test-ratio 0.1"
+    elif split.test_ratio is None and any("no train interaction" in n for n in dropped):
+        cause = ("no test user appears in train" if len(dropped) == 1 else
+                 "every test pair is also in train or of a user not in train")
+        fix = "give train and test files of the same users (the same user ids in both)"
+    elif split.test_ratio is not None and len(split.train) and per_user.max() < 3:
         one = int((per_user == 1).sum())
         cause = (f"every user has fewer than 3 interactions ({one:,} of {split.n_users:,} have "
                  "one), so all stay in train")
@@ -276,7 +288,8 @@ def split_interactions(data: Interactions, how: str, seed: int, valid_ratio: flo
     if n_small and (valid_ratio > 0 or test_ratio > 0):
         note(f"{n_small:,} users with fewer than 3 interactions are kept in train only")
     p = lambda m: Pairs(data.users[m], data.items[m])
-    return _finish(name, p(tr), p(va), p(te), data.user_map, data.item_map, truth, notes, log)
+    return _finish(name, p(tr), p(va), p(te), data.user_map, data.item_map, truth, notes, log,
+                   test_ratio)
 
 
 def split_table(table: dict[str, np.ndarray], name: str, how: str = "auto", seed: int = 0,

@@ -148,7 +148,7 @@ def load_sweep(path: str | Path, quick: bool = False, seeds=None, overrides: dic
     """Read a sweep file; `seeds`, `overrides` (--set) and `out` replace the file's values."""
     p = Path(path)
     try:
-        doc = tomllib.loads(p.read_text())
+        doc = tomllib.loads(p.read_text(encoding="utf-8-sig"))  # a BOM (Windows editors) is fine
     except FileNotFoundError:
         raise ConfigError(f"{p}: sweep file not found") from None
     except IsADirectoryError:

@@ -111,6 +111,9 @@ def export(args) -> int:
         raise ValueError(f"{args.out}: unknown export format, export --out; use a .npz or "
                          ".parquet file name")
     for f in export_targets(args.out):  # checked before the (slow) load
+        if f.is_dir():
+            raise IsADirectoryError(f"{f} is a folder, export --out; give a file name, or a "
+                                    "path inside the folder")
         if f.exists() and not args.overwrite:
             raise FileExistsError(f"{f} exists, export --out; choose another name or pass "
                                   "--overwrite")
@@ -138,7 +141,7 @@ def _read_user_ids(args) -> list[str]:
         ids += [ln.strip() for ln in sys.stdin if ln.strip()]
     elif args.users_file:
         try:
-            with open(args.users_file, encoding="utf-8") as fh:
+            with open(args.users_file, encoding="utf-8-sig") as fh:
                 ids += [ln.strip() for ln in fh if ln.strip()]
         except UnicodeDecodeError as e:
             raise ValueError(f"{args.users_file}: not UTF-8 text (byte {e.start}), --users-file; "
