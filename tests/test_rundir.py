@@ -65,6 +65,17 @@ def test_experiment_of_an_edited_config_names_the_file(tmp_path, cfg, msg):
         rd.experiment()
 
 
+@pytest.mark.parametrize("text", ['{"best_epoch": 3', "[1, 2]", "\udcff"])
+def test_a_damaged_result_json_names_the_file(tmp_path, text):
+    from softbpr.data import DataError
+
+    rd = RunDir(tmp_path / "run")
+    rd.create({**_exp().to_dict(), "device": "cpu"})
+    rd.result_path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    with pytest.raises(DataError, match=r"result\.json: damaged"):
+        rd.read_result()
+
+
 def test_create_refuses_a_non_empty_folder_and_overwrite_clears_training_state(tmp_path):
     rd = RunDir(tmp_path / "run")
     rd.create({"x": 1})

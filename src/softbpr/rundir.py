@@ -138,7 +138,21 @@ def write_json(path: str | Path, obj) -> None:
 
 
 def _read_json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.exists() else None
+    """The JSON object in `path` (None when absent); a damaged one is a DataError naming it."""
+    if not path.exists():
+        return None
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:  # not UTF-8 or not JSON
+        obj, why = None, str(e)
+    else:
+        why = "not a JSON object"
+    if not isinstance(obj, dict):
+        from .data import DataError
+
+        raise DataError(f"{path}: damaged ({why}); restore it, or delete the run directory to "
+                        "train it again")
+    return obj
 
 
 def default_name(exp, when: float | None = None) -> str:
