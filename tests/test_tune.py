@@ -339,6 +339,19 @@ def test_a_file_that_is_not_a_tune_summary_is_refused_before_training(tmp_path, 
     assert not (sw.out / "results.jsonl").exists()
 
 
+@pytest.mark.parametrize("args,msg", [
+    (["--budget", "-1"], "--budget must be minutes >= 0"),
+    (["--budget", "nan"], "--budget must be minutes >= 0"),
+    (["--only", "lr=0.7"], "no runs match --only lr=0.7"),
+])
+def test_cli_refuses_a_bad_budget_or_an_empty_selection(tmp_path, capsys, args, msg):
+    f = write(tmp_path)
+    assert main(["tune", str(f), *args]) != 0
+    err = capsys.readouterr().err
+    assert msg in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.slow
 def test_jobs_share_the_studies(tmp_path):
     f = write(tmp_path, epochs=2)

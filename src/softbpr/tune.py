@@ -648,8 +648,6 @@ examples:
 def add_parser(sub) -> None:
     import argparse
 
-    from .cli.args import minutes
-
     t = sub.add_parser("tune", help="tune a sweep file's grid on validation with Optuna, "
                        "pruning hopeless trials (needs softbpr[tune])", epilog=TUNE_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -680,7 +678,7 @@ def add_parser(sub) -> None:
     t.add_argument("--out", help="sweep folder (default: the file's [sweep] out)")
     t.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="N worker processes on the same studies (OMP_NUM_THREADS=1 each)")
-    t.add_argument("--budget", type=minutes, default=0.0, metavar="MINUTES",
+    t.add_argument("--budget", type=float, default=0.0, metavar="MINUTES",
                    help="wall-clock budget of this call; the running trial stops resumable")
     t.add_argument("--dry-run", action="store_true", help="list the studies; train nothing")
     t.add_argument("--verbose", action="store_true", help="per-epoch lines of every run")
@@ -698,6 +696,9 @@ def run(args) -> int:
     sw = load_sweep(args.file, quick=args.quick, overrides=parse_assignments(args.set),
                     out=args.out, seeds=None if args.seed is None else [args.seed])
     specs = filter_runs(expand(sw, args.file), parse_assignments(args.only))
+    if not specs:
+        raise ConfigError(f"{args.file}: no runs match --only {' '.join(args.only)}; "
+                          f"`softbpr tune {args.file} --dry-run` lists the studies")
     seed = opts.seed if opts.seed is not None else sw.seeds[0]
     if args.dry_run:
         gs = groups(specs, seed)
@@ -715,6 +716,8 @@ def run(args) -> int:
         return 0
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
+    if not (math.isfinite(args.budget) and args.budget >= 0):
+        raise ConfigError(f"--budget must be minutes >= 0 (0: no budget), got {args.budget}")
     argv = [a for a in getattr(args, "argv", []) or []]
     worker_argv = _drop_option(argv, "--jobs")
     log = (lambda m: print(m, flush=True))  # (SIGTERM unwinds as Ctrl-C: cli.main)
