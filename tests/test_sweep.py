@@ -191,6 +191,14 @@ def test_sweep_refuses_to_append_to_a_file_that_is_not_its_results(tmp_path, cap
         assert not list((tmp_path / "o").glob("runs/*"))
 
 
+def test_every_study_file_in_configs_expands():
+    """Every sweep file in configs/ (the studies behind docs/results) builds all its runs."""
+    files = [f for f in sorted(CONFIGS.glob("*.toml")) if "[sweep]" in f.read_text()]
+    assert len(files) > 10
+    for f in files:
+        assert expand(load_sweep(f)), f
+
+
 def test_shipped_study_files_expand():
     files = sorted(CONFIGS.glob("sweep-*.toml"))
     names = {f.stem for f in files}
