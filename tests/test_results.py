@@ -134,6 +134,40 @@ def test_every_reported_run_has_its_history_committed():
     assert not missing
 
 
+def test_collect_packs_the_matching_rows_and_their_runs(tmp_path, tiny_folder):
+    """bench/collect.py: the rows of several sweep folders that match --only, and exactly their
+    run directories without heavy files; refuses to replace its outputs without --overwrite."""
+    import json
+    import tarfile
+
+    from softbpr.sweep import expand, load_sweep, read_rows, run_sweep
+
+    for name, lr in (("a", "[0.01, 0.02]"), ("b", "[0.03]")):
+        f = tmp_path / f"{name}.toml"
+        f.write_text(f'[sweep]\nname = "{name}"\nout = "{tmp_path / name}"\nseeds = [1]\n'
+                     f'keep = ["model.pt"]\n[base]\ndata = "{tiny_folder}"\ndim = 8\n'
+                     f"layers = 1\nepochs = 1\nbatch_size = 64\n[grid]\nlr = {lr}\n")
+        sw = load_sweep(f)
+        run_sweep(sw, expand(sw), log=lambda m: None)
+    out = tmp_path / "docs" / "x"
+    collect = _bench("collect")
+    collect.main([str(tmp_path / "a"), str(tmp_path / "b"), "--only", "lr=0.02",
+                  "--out", str(out)])
+    rows = read_rows(Path(f"{out}-results.jsonl"))
+    assert [r["config"]["lr"] for r in rows] == [0.02]
+    with tarfile.open(f"{out}-runs.tar.gz") as tf:
+        names = tf.getnames()
+    run = Path(rows[0]["run"]).name
+    assert f"a/runs/{run}/history.jsonl" in names and f"a/runs/{run}/config.json" in names
+    assert all(f"/runs/{run}/" in n for n in names) and not any("model.pt" in n for n in names)
+    with pytest.raises(SystemExit, match="exists; pass --overwrite"):
+        collect.main([str(tmp_path / "a"), "--out", str(out)])
+    collect.main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out), "--overwrite"])
+    assert len(read_rows(Path(f"{out}-results.jsonl"))) == 3
+    assert json.loads(Path(f"{out}-results.jsonl").read_text().splitlines()[2])["config"][
+        "lr"] == 0.03
+
+
 @pytest.mark.parametrize("name", ["table2-tuned-tmall", "table2-tuned-taobao"])
 def test_check_tables_regenerate(capsys, tmp_path, name):
     """<name>-check.md (best epoch vs cap, false-negative rate, s/epoch of every reported run)
