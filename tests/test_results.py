@@ -47,6 +47,8 @@ CASES = [  # (committed table, its result files, report options)
      {"rows_by": ("method", "pool_size"), "proposed": None}),
     ("fig3cd-ml100k", ["fig3cd-ml100k-results.jsonl"],
      {"rows_by": ("method", "alpha"), "proposed": None}),
+    ("fig6-ngcf-tuned-ml100k", ["fig6-ngcf-tuned-ml100k-results.jsonl"],
+     {"rows_by": ("method",), "proposed": None}),
     ("lambda-tau", ["lambda-tau-results.jsonl"],
      {"rows_by": ("method", "alpha", "reg"), "proposed": None}),
 ]
@@ -96,7 +98,8 @@ def test_tune_vs_grid_tables_regenerate(capsys):
     assert len(lines) > 5 and all(ln in doc for ln in lines)
 
 
-@pytest.mark.parametrize("runs", ["figs-ml100k-runs.tar.gz", "figs-tmall-runs.tar.gz"])
+@pytest.mark.parametrize("runs", ["figs-ml100k-runs.tar.gz", "figs-tmall-runs.tar.gz",
+                                  "fig6-ngcf-tuned-ml100k-runs.tar.gz"])
 def test_curve_tables_regenerate(capsys, runs):
     """The Figure 3a-b / 4 curve tables in docs/results/README.md are bench/curves.py's output
     on the committed run directories, line for line."""
@@ -195,6 +198,8 @@ def test_check_tables_regenerate(capsys, tmp_path, name):
     ("ml-100k", "figs-ml100k-results.jsonl", "method,pool_size", r"(?:rns|dns|sdns|mixgcf)/\d+"),
     ("tmall", "figs-tmall-results.jsonl", "method,pool_size", r"(?:rns|dns|sdns|mixgcf)/\d+"),
     ("ml-100k", "fig3cd-ml100k-results.jsonl", "method,alpha", r"sdns-mix/[\d.]+"),
+    ("ml-100k", "fig6-ngcf-tuned-ml100k-results.jsonl", "model,method",
+     r"ngcf/(?:rns|dns|sdns|mixgcf)"),
 ])
 def test_paired_tests_regenerate(capsys, ds, name, rows, pattern):
     """The paired t-tests quoted in docs/results/README.md ("<dataset> A vs B: ...", A and B a
