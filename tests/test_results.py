@@ -35,6 +35,7 @@ CASES = [  # (committed table, its result files, report options)
     ("table2-tuned-tmall", ["table2-tuned-tmall-results.jsonl"], {"rows_by": ("method",)}),
     ("table2-tuned-tmall-all", ["table2-tuned-tmall-all-results.jsonl"],
      {"rows_by": ("method",)}),
+    ("table2-tuned-taobao", ["table2-tuned-taobao-results.jsonl"], {"rows_by": ("method",)}),
     ("inbatch-drop", ["inbatch-drop-results.jsonl"],
      {"rows_by": ("method", "in_batch_duplicates"), "proposed": None}),
     ("soften-bsl", ["soften-bsl-results.jsonl"],
