@@ -88,13 +88,14 @@ def load_runs(paths) -> list[RunData]:
     runs = []
     for rd in find_runs(paths):
         flat = flatten(rd.read_config())
-        _check_history(rd.history_path, rd.read_history())
+        history = rd.read_history()
+        _check_history(rd.history_path, history)
         res = rd.read_result()
         sw = rd.read_sweep_info() or {}
         ds = (sw.get("labels", {}).get("dataset") or (res or {}).get("dataset")
               or Path(str(flat.get("data"))).name)
         pid = point_of({"point_id": sw.get("point_id"), "config": flat})
-        runs.append(RunData(rd.path, flat, rd.read_history(), res, str(ds),
+        runs.append(RunData(rd.path, flat, history, res, str(ds),
                             int(flat.get("seed", 0)), pid))
     if not runs:
         raise FileNotFoundError(f"no run directories ({CONFIG} + {HISTORY}) under {paths}")

@@ -351,18 +351,24 @@ def filter_runs(specs: list[RunSpec], only: dict) -> list[RunSpec]:
             return True
         return have == want or str(have) == str(want)
 
-    return [s for s in specs if all(match(s, k, v) for k, v in only.items())]
+    out = [s for s in specs if all(match(s, k, v) for k, v in only.items())]
+    if only and not out:
+        raise ConfigError(f"no runs match --only {' '.join(f'{k}={v}' for k, v in only.items())}"
+                          "; the same command with --dry-run and without --only lists them")
+    return out
 
 
 def read_rows(path: Path, numbered: bool = False) -> list:
     """Rows of a results.jsonl ([] when absent); a torn last line (killed mid-write: no newline
     at its end) is skipped, any other line that is not a JSON object is an error naming it.
     numbered: (line number, row) pairs instead of rows."""
+    return _parse_rows(path, path.read_bytes(), numbered) if path.exists() else []
+
+
+def _parse_rows(path: Path, data: bytes, numbered: bool = False) -> list:
+    """read_rows on the bytes `data` of `path`."""
     from .data import DataError
 
-    if not path.exists():
-        return []
-    data = path.read_bytes()
     lines = data.splitlines()
     rows = []
     for n, line in enumerate(lines, 1):
@@ -382,35 +388,29 @@ def read_rows(path: Path, numbered: bool = False) -> list:
     return rows
 
 
-def _own_rows(results: Path) -> list[dict]:
-    """The rows of a sweep's results.jsonl; a file there that is not one (a user's own file in
-    the --out folder) is refused rather than appended to."""
-    rows = read_rows(results)
-    foreign_text = not rows and results.exists() and results.read_bytes().strip()[:1] not in (
-        b"", b"{")
-    if foreign_text or not all(isinstance(r, dict) and "run" in r for r in rows):
+def _own_rows(results: Path, log: Callable[[str], None]) -> list[dict]:
+    """The rows of a sweep's results.jsonl, ready to append to. A file there that is not one (a
+    user's own file in the --out folder) is refused rather than appended to. A last line
+    without its newline would merge with the next row: a complete row gets its newline; a torn
+    one (a write killed midway, skipped by read_rows) is cut off in place (its run's row is
+    added again from the run directory)."""
+    data = results.read_bytes() if results.exists() else b""
+    rows = _parse_rows(results, data)
+    if (not rows and data.strip()[:1] not in (b"", b"{")) or not all("run" in r for r in rows):
         raise ConfigError(f"{results}: not a softbpr results file (rows with a 'run' key); "
                           "give the sweep another --out")
+    if data and not data.endswith(b"\n"):
+        cut = data.rfind(b"\n") + 1
+        try:
+            json.loads(data[cut:].decode("utf-8"))
+        except ValueError:
+            os.truncate(results, cut)  # in place: a shard appending meanwhile keeps its row
+            log(f"{results}: cut a torn last line (a write killed midway); its run's row is "
+                "written again")
+        else:
+            with open(results, "ab") as fh:
+                fh.write(b"\n")
     return rows
-
-
-def _mend_tail(results: Path, log: Callable[[str], None]) -> None:
-    """Before appending: a last line without its newline would merge with the next row. A
-    complete row gets its newline; a torn one (a write killed midway, skipped by read_rows) is
-    cut off in place (its run's row is added again from the run directory)."""
-    data = results.read_bytes() if results.exists() else b""
-    if not data or data.endswith(b"\n"):
-        return
-    cut = data.rfind(b"\n") + 1
-    try:
-        json.loads(data[cut:].decode("utf-8"))
-    except ValueError:
-        os.truncate(results, cut)  # in place: a shard appending meanwhile keeps its row
-        log(f"{results}: cut a torn last line (a write killed midway); its run's row is "
-            "written again")
-        return
-    with open(results, "ab") as fh:
-        fh.write(b"\n")
 
 
 def results_path(sw: Sweep) -> Path:
@@ -458,8 +458,7 @@ def run_sweep(sw: Sweep, specs: list[RunSpec], log: Callable[[str], None] = prin
 
     (sw.out / "runs").mkdir(parents=True, exist_ok=True)
     results = results_path(sw)
-    have = {r["run"] for r in _own_rows(results)}
-    _mend_tail(results, log)
+    have = {r["run"] for r in _own_rows(results, log)}
     new: list[dict] = []
     cached = (None, None)  # (DataConfig, Split): consecutive runs on one dataset load it once
     t_call = time.perf_counter()

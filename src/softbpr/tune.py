@@ -696,9 +696,6 @@ def run(args) -> int:
     sw = load_sweep(args.file, quick=args.quick, overrides=parse_assignments(args.set),
                     out=args.out, seeds=None if args.seed is None else [args.seed])
     specs = filter_runs(expand(sw, args.file), parse_assignments(args.only))
-    if not specs:
-        raise ConfigError(f"{args.file}: no runs match --only {' '.join(args.only)}; "
-                          f"`softbpr tune {args.file} --dry-run` lists the studies")
     seed = opts.seed if opts.seed is not None else sw.seeds[0]
     if args.dry_run:
         gs = groups(specs, seed)

@@ -117,9 +117,6 @@ def sweep(args) -> int:
                         retry_failed=args.retry_failed, verbose=args.verbose,
                         budget_minutes=args.budget)
     specs = filter_runs(expand(sw, args.file), parse_assignments(args.only))
-    if not specs:
-        raise ConfigError(f"{args.file}: no runs match --only {' '.join(args.only)}; "
-                          f"`softbpr sweep {args.file} --dry-run` lists them")
     if args.best:  # before --shard: the shards split the chosen runs, not the whole grid
         res = results_path(sw)
         if not res.exists():
