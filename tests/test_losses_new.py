@@ -498,3 +498,26 @@ def test_presets_of_the_softmax_losses():
                 ).method == "uniform+bsl"
     with pytest.raises(ValueError, match="has no effect with loss 'sl'; use loss.soften"):
         load(overrides={"preset": "sl", "alpha": 0.5})
+
+
+@pytest.mark.parametrize("preset, with_negatives", [("sl-batch", False), ("bsl-batch", False),
+                                                    ("sl", True)])
+def test_l2_penalty_covers_the_negatives_only_when_the_loss_reads_them(monkeypatch, preset,
+                                                                       with_negatives):
+    """BSL's in-batch mode penalises the batch's users and positives: the sampler's negatives,
+    which an in-batch loss ignores, stay out of the L2 term (they entered it before)."""
+    from softbpr import trainer
+    from softbpr.trainer import fit
+    calls = []
+    real = trainer.l2_penalty
+
+    def penalty(*rows):
+        calls.append(len(rows))
+        return real(*rows)
+
+    monkeypatch.setattr(trainer, "l2_penalty", penalty)
+    small = {"data": "synthetic-small", "dim": 8, "layers": 1, "epochs": 1, "batch_size": 256,
+             "max_batches": 2, "device": "cpu", "topk": "10", "metric": "ndcg@10"}
+    run = fit(load(overrides={**small, "preset": preset}), log=lambda m: None, progress=False)
+    assert math.isfinite(run.history[-1]["reg"])
+    assert calls == [3 if with_negatives else 2] * 2

@@ -4,7 +4,7 @@ Per epoch (`train_one_epoch`): every training pair once, in an order shuffled by
 generator, in batches of `batch_size` (the last batch may be smaller). Per batch:
     emb = model.propagate(graph)                       # full pass, with grad
     neg = sampler.sample(users, pos, emb, graph, gen)  # ids + pooled embeddings (with grad)
-    L   = loss(e_u, e_i, e_j) + λ · l2(layer-0 rows of u, i, j)
+    L   = loss(e_u, e_i, e_j) + λ · l2(layer-0 rows of u, i, j; j only if the loss reads it)
 Adam updates all parameters. The outer loop (`fit`) evaluates on validation every `eval_every`
 epochs, keeps the best weights by `eval.metric` (`EarlyStopping`), stops after `patience`
 evaluations without improvement or when `train.time_limit` has passed (`TimeBudget`), restores
@@ -269,8 +269,10 @@ def train_one_epoch(p: Parts, progress: bool = False, desc: str = "",
         # row gathers whose backward hands the propagation only these rows (models.Embeddings)
         eu, ei = emb.user_rows(users), emb.item_rows(pos)  # [B, d']
         loss = p.loss.batch_loss(eu, ei, neg, emb.item, pos)
-        penalty = l2_penalty(emb.ego_user_rows(users), emb.ego_item_rows(pos),
-                             _negative_ego(emb, neg))
+        rows = [emb.ego_user_rows(users), emb.ego_item_rows(pos)]
+        if p.loss.uses_sampled:  # in-batch losses ignore the sampler's negatives
+            rows.append(_negative_ego(emb, neg))
+        penalty = l2_penalty(*rows)
         p.optimizer.zero_grad(set_to_none=True)
         (loss + cfg.reg * penalty).backward()
         p.optimizer.step()

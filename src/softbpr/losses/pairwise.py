@@ -55,6 +55,10 @@ class Loss:
     """Base class: `__call__(u, pos, neg) -> scalar`, `.alpha`, `from_config(cfg)`."""
 
     alpha: float = 0.0
+    # Does the loss read the sampler's negatives? False (the softmax losses with in-batch
+    # negatives only): the trainer leaves them out of the L2 penalty, which then covers the
+    # batch's users and positives, as in BSL's in-batch mode.
+    uses_sampled: bool = True
 
     @classmethod
     def from_config(cls, cfg: LossConfig) -> Loss:

@@ -85,6 +85,7 @@ class SoftmaxFamily(Loss):
             raise ValueError(f"in_batch_duplicates must be keep or drop, got "
                              f"{in_batch_duplicates!r}")
         self.tau, self.similarity, self.negatives = float(tau), similarity, negatives
+        self.uses_sampled = negatives != "in_batch"
         if correction not in ("none", "logq"):
             raise ValueError(f"correction must be none or logq, got {correction!r}")
         if correction == "logq" and negatives != "in_batch":
