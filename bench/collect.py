@@ -21,7 +21,7 @@ import tarfile
 from pathlib import Path
 
 from softbpr.report import value
-from softbpr.rundir import HEAVY
+from softbpr.rundir import HEAVY, run_of_row
 from softbpr.sweep import parse_assignments, read_rows
 
 
@@ -52,10 +52,11 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"{clash[0]} exists; pass --overwrite to replace it")
     runs = []
     for f, r in rows:
-        d = f / r["run"] if (f / r["run"]).exists() else f / "runs" / r["run"]
-        if not (d / "history.jsonl").exists():
-            raise SystemExit(f"{d}: no history.jsonl for the row of {r['run']}")
-        runs.append((f, d))
+        rd = run_of_row([f], r["run"])
+        if rd is None or not rd.history_path.exists():
+            raise SystemExit(f"{f}: no run directory with a history.jsonl for the row of "
+                             f"{r['run']}")
+        runs.append((f, rd.path))
     res.parent.mkdir(parents=True, exist_ok=True)
     res.write_text("".join(json.dumps(r) + "\n" for _, r in rows))
     with tarfile.open(tar, "w:gz") as tf:

@@ -17,16 +17,14 @@ import statistics
 from pathlib import Path
 
 from softbpr.report import load_results, select
-from softbpr.rundir import RunDir
+from softbpr.rundir import RunDir, run_of_row
 
 
 def _run_dir(folders: list[Path], run: str) -> RunDir:
     """The run directory `run` in the first folder that has it (as `run` or `runs/run`)."""
-    for f in folders:
-        for p in (f / run, f / "runs" / run):
-            if p.exists():
-                return RunDir(p)
-    raise SystemExit(f"run {run}: not found in {', '.join(map(str, folders))}")
+    if (rd := run_of_row(folders, run)) is None:
+        raise SystemExit(f"run {run}: not found in {', '.join(map(str, folders))}")
+    return rd
 
 
 def main(folders: list[str], results: str | None = None) -> None:

@@ -254,3 +254,15 @@ def test_find_runs(tmp_path):
     assert find_runs([res, a.path]) == [a, b]  # a file stands for its folder; no duplicates
     with pytest.raises(FileNotFoundError):
         find_runs(tmp_path / "missing")
+
+
+def test_run_of_row_finds_a_rows_run_in_the_first_folder_that_has_it(tmp_path):
+    from softbpr.rundir import run_of_row
+    a, b = tmp_path / "a", tmp_path / "b"
+    (a / "runs" / "x").mkdir(parents=True)
+    (b / "runs" / "x").mkdir(parents=True)
+    (b / "runs" / "y").mkdir(parents=True)
+    assert run_of_row([a, b], "runs/x").path == a / "runs" / "x"  # the row's own form
+    assert run_of_row([a, b], "x").path == a / "runs" / "x"       # an older bare name
+    assert run_of_row([a, b], "y").path == b / "runs" / "y"
+    assert run_of_row([a, b], "z") is None

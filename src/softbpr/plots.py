@@ -108,19 +108,19 @@ _NUMBERS = ("loss", *(k for k, _ in DIAGNOSTICS), "delta_q10", "delta_q90")
 def _check_history(path: Path, rows: list) -> None:
     """Each row has the shape the figures read (else a DataError naming file:line)."""
     from .data import DataError
-    from .report import _number
+    from .report import is_number
 
     for n, row in enumerate(rows, 1):
         if not isinstance(row, dict) or not isinstance(row.get("epoch"), int):
             problem = "not an epoch row (an object with an integer epoch)"
         elif not isinstance(row.get("valid", {}), dict) or not all(
-                map(_number, row.get("valid", {}).values())):
+                map(is_number, row.get("valid", {}).values())):
             problem = ('"valid" is not an object of metric: number '
                        f'({json.dumps(row["valid"])[:60]})')
-        elif bad := [k for k in _NUMBERS if row.get(k) is not None and not _number(row[k])]:
+        elif bad := [k for k in _NUMBERS if row.get(k) is not None and not is_number(row[k])]:
             problem = f'"{bad[0]}" is not a number'
         elif not isinstance(row.get("delta_hist", []), list) or not all(
-                map(_number, row.get("delta_hist", []))):
+                map(is_number, row.get("delta_hist", []))):
             problem = '"delta_hist" is not a list of numbers'
         else:
             continue

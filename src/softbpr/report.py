@@ -85,7 +85,8 @@ def load_results(paths) -> list[dict]:
     return list(out.values())
 
 
-def _number(v) -> bool:
+def is_number(v) -> bool:
+    """A JSON number (int or float, not a bool)."""
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
@@ -97,7 +98,7 @@ def _check_row(r: dict, where: str) -> None:
     if not isinstance(r.get("seed"), int) or isinstance(r["seed"], bool):
         problem = f"seed {r['seed']!r} is not an integer" if "seed" in r else "no seed"
     for part in ("valid", "test"):
-        if not isinstance(r[part], dict) or not all(map(_number, r[part].values())):
+        if not isinstance(r[part], dict) or not all(map(is_number, r[part].values())):
             problem = f'"{part}" is not an object of metric: number ({json.dumps(r[part])[:60]})'
     for part in ("config", "labels", "point"):
         if not isinstance(r.get(part, {}), dict):
@@ -411,6 +412,7 @@ __all__ = [
     "Table",
     "build_table",
     "find_row",
+    "is_number",
     "key_names",
     "label",
     "load_results",

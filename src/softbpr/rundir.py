@@ -432,6 +432,16 @@ def find_runs(paths: str | Path | Iterable[str | Path]) -> list[RunDir]:
     return [RunDir(d) for d in dict.fromkeys(found)]
 
 
+def run_of_row(folders: Iterable[str | Path], run: str) -> RunDir | None:
+    """The run directory of a results.jsonl row's `run` (a path relative to its sweep folder,
+    `runs/NAME`, or an older bare `NAME`) in the first of `folders` that has it; None if none."""
+    for f in map(Path, folders):
+        for p in (f / run, f / "runs" / run):
+            if p.is_dir():
+                return RunDir(p)
+    return None
+
+
 __all__ = [
     "CONFIG",
     "EMBEDDINGS",
@@ -446,5 +456,6 @@ __all__ = [
     "atomic_write",
     "default_name",
     "find_runs",
+    "run_of_row",
     "write_json",
 ]
