@@ -31,11 +31,17 @@ from pathlib import Path
 import numpy as np
 
 from ._version import __version__
+from .config import ConfigError, DataConfig
 from .data import DataError, unique
 from .split import Pairs, Split, split_table
 
 TIE_RULE = ("ties in time are broken by file order: of two rows with the same timestamp the "
             "later one in the file counts as later")
+
+
+_FLAGS = {"data.valid_ratio": "--valid-ratio", "data.test_ratio": "--test-ratio",
+          "data.seed": "--seed"}
+"""DataConfig's keys as `softbpr data prepare` names them."""
 
 
 @dataclass(frozen=True)
@@ -50,30 +56,31 @@ class PrepareConfig:
     """Also keep only items with at least this many users (iterated with user_core); 0 = off."""
     n_users: int | None = None
     """Keep a random subset of this many users (after the core filter); None = all."""
-    seed: int = 2024
+    seed: int = DataConfig.seed
     """Seed of the user subset and of random splits."""
     split: str = "temporal"
     """temporal | random | given (a pre-split LightGCN source is kept as it is)."""
-    valid_ratio: float = 0.1
-    test_ratio: float = 0.1
+    valid_ratio: float = DataConfig.valid_ratio
+    test_ratio: float = DataConfig.test_ratio
 
     def __post_init__(self):
         if self.split not in ("temporal", "random", "given"):
             raise DataError(f"split {self.split!r} is not one of: temporal, random, given")
         if self.n_users is not None and self.n_users < 1:
             raise DataError(f"n_users must be >= 1, got {self.n_users}")
-        # the bounds `softbpr train` applies (config.DataConfig), named by prepare's flags
-        for flag, v in (("--valid-ratio", self.valid_ratio), ("--test-ratio", self.test_ratio)):
-            if not 0.0 <= v < 1.0:
-                raise DataError(f"{flag} must be in [0, 1), got {v}")
-        if self.valid_ratio + self.test_ratio >= 1.0:
-            raise DataError(f"--valid-ratio + --test-ratio must be < 1, got {self.valid_ratio} + "
-                            f"{self.test_ratio}; nothing would be left for training")
+        try:  # the bounds `softbpr train` applies (config.DataConfig), named by prepare's flags
+            DataConfig(valid_ratio=self.valid_ratio, test_ratio=self.test_ratio, seed=self.seed)
+        except ConfigError as e:
+            msg = str(e)
+            for key, flag in _FLAGS.items():
+                msg = msg.replace(key, flag)
+            if "+" in msg:
+                msg += (f", got {self.valid_ratio} + {self.test_ratio}; nothing would be left "
+                        "for training")
+            raise DataError(msg) from None
         for flag, v in (("--user-core", self.user_core), ("--item-core", self.item_core)):
             if v < 0:
                 raise DataError(f"{flag} must be >= 0 (0 = off), got {v}")
-        if not 0 <= self.seed < 2**63:
-            raise DataError(f"--seed must be in 0..2**63-1, got {self.seed}")
 
 
 def resolve(source: str, fmt: str = "auto", columns: str | None = None, cfg=None):

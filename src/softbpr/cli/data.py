@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import fields
 
 EPILOG = """\
 examples:
@@ -25,6 +26,7 @@ FORMATS = ("auto", "lightgcn", "csv", "recbole", "parquet")
 
 def add_parsers(sub) -> None:
     from .. import synth
+    from ..prepare import PrepareConfig
 
     d = sub.add_parser("data", help="list, fetch, prepare and synthesise datasets",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -47,14 +49,21 @@ def add_parsers(sub) -> None:
     p.add_argument("--positives", help="behaviour values that count as positives, e.g. buy,cart "
                                        "(default: all)")
     p.add_argument("--min-rating", type=float, help="drop rows rated below this")
-    p.add_argument("--user-core", type=int, default=10,
-                   help="keep users with at least this many items (default 10; 0 = off)")
-    p.add_argument("--item-core", type=int, default=0, help="also filter items (default 0 = off)")
+    dflt = {f.name: f.default for f in fields(PrepareConfig)}  # one source: PrepareConfig
+    p.add_argument("--user-core", type=int, default=dflt["user_core"],
+                   help=f"keep users with at least this many items (default "
+                        f"{dflt['user_core']}; 0 = off)")
+    p.add_argument("--item-core", type=int, default=dflt["item_core"],
+                   help=f"also filter items (default {dflt['item_core']}; 0 = off)")
     p.add_argument("--users", type=int, dest="n_users", help="random subset of this many users")
-    p.add_argument("--split", default="temporal", help="temporal (default) | random | given")
-    p.add_argument("--valid-ratio", type=float, default=0.1)
-    p.add_argument("--test-ratio", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=2024, help="user subset / random split seed")
+    p.add_argument("--split", default=dflt["split"],
+                   help=f"temporal | random | given (default {dflt['split']})")
+    p.add_argument("--valid-ratio", type=float, default=dflt["valid_ratio"],
+                   help=f"per-user validation share (default {dflt['valid_ratio']})")
+    p.add_argument("--test-ratio", type=float, default=dflt["test_ratio"],
+                   help=f"per-user test share (default {dflt['test_ratio']})")
+    p.add_argument("--seed", type=int, default=dflt["seed"],
+                   help=f"user subset / random split seed (default {dflt['seed']})")
     p.add_argument("--name", help="dataset name in summary.json (default: from the source)")
     p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out")
     p.set_defaults(run=prepare)
