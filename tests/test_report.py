@@ -226,3 +226,16 @@ def test_unknown_rows_or_proposed_and_a_zero_baseline(res_file, capsys):
     (s,) = [r for r in csv.DictReader(io.StringIO(text)) if r["row"] == "SDNS"
             and r["metric"] == "recall@50"]
     assert s["improvement"] == "" and s["n_paired"] == "3"
+
+
+def test_a_run_is_kept_once_per_study(tmp_path):
+    """Two collected files in one folder: a run repeated in both (overlapping collections) is
+    one run, but the same run name from another study (the same config rerun by another sweep)
+    is another run, not a duplicate that replaces the first."""
+    old = [row("sl", "A", "p", s, 0.1, 0.2, 0.3) for s in SEEDS]
+    new = [{**r, "study": "rerun", "test": {"recall@50": 0.5, "ndcg@50": 0.6}} for r in old]
+    (tmp_path / "a-results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in old))
+    (tmp_path / "b-results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in old + new))
+    rows = load_results([tmp_path / "a-results.jsonl", tmp_path / "b-results.jsonl"])
+    assert sorted((r["study"], r["seed"]) for r in rows) == sorted(
+        [("t", s) for s in SEEDS] + [("rerun", s) for s in SEEDS])

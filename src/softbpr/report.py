@@ -66,7 +66,10 @@ def load_results(paths) -> list[dict]:
     """Finished rows (status ok) of results.jsonl files or of the sweep folders holding them.
 
     Each row gets `_root` (its sweep folder) so plots can find the run directory. A run listed
-    twice (e.g. two sweeps appending the same run) is kept once, the last row winning.
+    twice (shards appending the same run, or two collected files of one folder that overlap) is
+    kept once, the last row winning; a run is its folder, its study (the sweep's name) and its
+    run directory, so two studies whose runs share a name (the same config rerun by another
+    sweep) stay apart.
     """
     from .sweep import RESULTS, read_rows
 
@@ -81,7 +84,7 @@ def load_results(paths) -> list[dict]:
                 continue
             _check_row(r, f"{f}:{n}")
             r["_root"] = str(f.parent)
-            out[(str(f.parent.resolve()), r.get("run", id(r)))] = r
+            out[(str(f.parent.resolve()), r.get("study"), r.get("run", id(r)))] = r
     return list(out.values())
 
 
