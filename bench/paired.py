@@ -6,7 +6,8 @@ Each A:B compares method A's chosen point (the one `softbpr report` picks on val
 dataset) with B's on the test metrics, over the seeds both have (report.paired_test).
 --dataset picks the dataset (default: every dataset both have). --rows groups by other config
 keys than the method, as `softbpr report --rows`; a row is then named by its values joined by
-"/", e.g. `--rows n_negatives,tau 256/0.05:32/0.05`.
+"/", e.g. `--rows n_negatives,tau 256/0.05:32/0.05`. `--also FILE` reads more results files
+with the first; `--rows method,study` then tells a study's rows from its rerun's.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from softbpr.report import load_results, paired_test, select
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results")
+    ap.add_argument("--also", action="append", default=[], metavar="RESULTS",
+                    help="more results files, read with the first (e.g. a rerun of a study)")
     ap.add_argument("pairs", nargs="+", metavar="A:B")
     ap.add_argument("--metrics", default="recall@50,ndcg@50")
     ap.add_argument("--dataset")
@@ -28,7 +31,8 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     chosen = {}
     rows_by = tuple(a.rows.split(","))
-    for (row, ds), c in select(load_results(Path(a.results)), rows_by=rows_by).items():
+    files = [Path(f) for f in (a.results, *a.also)]
+    for (row, ds), c in select(load_results(files), rows_by=rows_by).items():
         chosen[("/".join(f"{v:g}" if isinstance(v, float) else str(v) for v in row), ds)] = c
     datasets = sorted({ds for _, ds in chosen} if a.dataset is None else {a.dataset})
     rows = sorted({r for r, _ in chosen})
@@ -36,8 +40,8 @@ def main(argv: list[str] | None = None) -> None:
         m1, _, m2 = pair.partition(":")
         unknown = [m for m in (m1, m2) if m not in rows]
         if unknown:  # a typo must not print nothing
-            sys.exit(f"paired.py: {pair}: no row {', '.join(map(repr, unknown))} in {a.results} "
-                     f"(rows by {a.rows}: {', '.join(rows)})")
+            sys.exit(f"paired.py: {pair}: no row {', '.join(map(repr, unknown))} in "
+                     f"{', '.join(map(str, files))} (rows by {a.rows}: {', '.join(rows)})")
         for ds in datasets:
             if (m1, ds) not in chosen or (m2, ds) not in chosen:
                 continue
