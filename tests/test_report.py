@@ -239,3 +239,13 @@ def test_a_run_is_kept_once_per_study(tmp_path):
     rows = load_results([tmp_path / "a-results.jsonl", tmp_path / "b-results.jsonl"])
     assert sorted((r["study"], r["seed"]) for r in rows) == sorted(
         [("t", s) for s in SEEDS] + [("rerun", s) for s in SEEDS])
+
+
+def test_a_point_has_one_run_per_seed_across_studies():
+    """A second stage that reruns a first stage's point (same config and seeds, another study)
+    is one set of seeds in the table, not each seed twice (which shrinks the std)."""
+    first = [row("sdns", "A", "s", s, 0.4, 0.2 + s / 100, 0.1) for s in SEEDS]
+    again = [{**r, "study": "stage2"} for r in first]
+    (c,) = select(first + again).values()
+    assert [r["seed"] for r in c.runs] == list(SEEDS)
+    assert [r["study"] for r in c.runs] == ["stage2"] * 3  # the later row wins

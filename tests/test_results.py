@@ -201,19 +201,24 @@ def test_check_tables_regenerate(capsys, tmp_path, name):
     ("ml-100k", "fig3cd-ml100k-results.jsonl", "method,alpha", r"sdns-mix/[\d.]+"),
     ("ml-100k", "fig6-ngcf-tuned-ml100k-results.jsonl", "model,method",
      r"ngcf/(?:rns|dns|sdns|mixgcf)"),
+    ("ml-100k", "inbatch-l2-results.jsonl,table2-tuned-inbatch-prefix-results.jsonl",
+     "method,study", r"(?:sl|bsl)-batch(?:-logq)?/(?:inbatch-l2-ml100k|table2-tuned)"),
 ])
 def test_paired_tests_regenerate(capsys, ds, name, rows, pattern):
     """The paired t-tests quoted in docs/results/README.md ("<dataset> A vs B: ...", A and B a
     method or, for rows keyed by config values, "v1/v2" such as SL's M/τ or a method/H) are
-    bench/paired.py's output on the committed results."""
+    bench/paired.py's output on the committed results (`name`: one file, or several joined by
+    commas, read together)."""
     import re
 
     doc = (RESULTS / "README.md").read_text()
     lines = re.findall(rf"^{re.escape(ds)} {pattern} vs {pattern}: .*$", doc, flags=re.MULTILINE)
-    if not (RESULTS / name).exists() or not lines:
+    files = [RESULTS / n for n in name.split(",")]
+    if not all(f.exists() for f in files) or not lines:
         pytest.skip(f"{name}: no paired tests quoted with their results committed")
     pairs = [re.match(rf"{re.escape(ds)} (\S+) vs (\S+):", ln).groups() for ln in lines]
-    _bench("paired").main([str(RESULTS / name), "--rows", rows,
+    also = [a for f in files[1:] for a in ("--also", str(f))]
+    _bench("paired").main([str(files[0]), *also, "--rows", rows,
                            *[f"{a}:{b}" for a, b in pairs]])
     assert capsys.readouterr().out.strip().splitlines() == lines
 

@@ -169,13 +169,17 @@ def select(rows: list[dict], metric: str | None = None,
            rows_by: tuple[str, ...] = ("method",)) -> dict[tuple, Choice]:
     """{(row key, dataset): Choice}: per group the point with the best mean valid `metric`.
 
-    The row key follows row_keys(rows, rows_by): LightGCN and NGCF runs are never mixed."""
+    The row key follows row_keys(rows, rows_by): LightGCN and NGCF runs are never mixed. A point
+    has one run per seed: the same point and seed from two studies (a second stage that reruns
+    a first stage's point) count once, the later row winning, as in load_results."""
     metric = metric or default_metric(rows)
     rows_by = row_keys(rows, rows_by)
-    groups: dict = {}
+    by_seed: dict = {}
     for r in rows:
         key = (tuple(value(r, k) for k in rows_by), str(r.get("dataset")))
-        groups.setdefault(key, {}).setdefault(point_of(r), []).append(r)
+        by_seed.setdefault(key, {}).setdefault(point_of(r), {})[r["seed"]] = r
+    groups = {key: {p: list(seeds.values()) for p, seeds in points.items()}
+              for key, points in by_seed.items()}
     out = {}
     for (row, ds), every in groups.items():
         # a tuning's pruned trials are listed, not chosen (unless nothing else finished)
