@@ -31,7 +31,8 @@ CASES = [  # (committed table, its result files, report options)
     ("table2-tuned", ["table2-tuned-results.jsonl"], {"rows_by": ("method",)}),
     ("new-methods-untuned", ["new-methods-untuned-results.jsonl"],
      {"rows_by": ("variant",), "proposed": None}),
-    ("table2-tuned-all", ["table2-tuned-all-results.jsonl"], {"rows_by": ("method",)}),
+    ("table2-tuned-all", ["table2-tuned-all-results.jsonl",
+                          "table2-tuned-inbatch-l2fix-results.jsonl"], {"rows_by": ("method",)}),
     ("table2-tuned-tmall", ["table2-tuned-tmall-results.jsonl"], {"rows_by": ("method",)}),
     ("table2-tuned-tmall-all", ["table2-tuned-tmall-all-results.jsonl"],
      {"rows_by": ("method",)}),
@@ -193,7 +194,8 @@ def test_check_tables_regenerate(capsys, tmp_path, name):
 
 
 @pytest.mark.parametrize("ds,name,rows,pattern", [
-    ("ml-100k", "table2-tuned-all-results.jsonl", "method", r"[\w-]+"),
+    ("ml-100k", "table2-tuned-all-results.jsonl,table2-tuned-inbatch-l2fix-results.jsonl",
+     "method", r"[\w-]+"),
     ("tmall", "table2-tuned-tmall-all-results.jsonl", "method", r"[\w-]+"),
     ("taobao", "table2-tuned-taobao-results.jsonl", "method", r"[\w-]+"),
     ("ml-100k", "sl-negatives-results.jsonl", "n_negatives,tau", r"\d+/[\d.]+"),
