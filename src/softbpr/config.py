@@ -113,7 +113,9 @@ class DataConfig(_Section):
 
     def _cross_check(self):
         if self.valid_ratio + self.test_ratio >= 1.0:
-            raise ConfigError("data.valid_ratio + data.test_ratio must be < 1")
+            raise ConfigError(f"data.valid_ratio + data.test_ratio must be < 1, got "
+                              f"{self.valid_ratio} + {self.test_ratio}; nothing would be left "
+                              "for training")
 
 
 @dataclass(frozen=True)

@@ -74,9 +74,6 @@ class PrepareConfig:
             msg = str(e)
             for key, flag in _FLAGS.items():
                 msg = msg.replace(key, flag)
-            if "+" in msg:
-                msg += (f", got {self.valid_ratio} + {self.test_ratio}; nothing would be left "
-                        "for training")
             raise DataError(msg) from None
         for flag, v in (("--user-core", self.user_core), ("--item-core", self.item_core)):
             if v < 0:
