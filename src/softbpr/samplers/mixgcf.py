@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..graph import InteractionGraph
-from ..models import Embeddings
+from ..models import Embeddings, candidate_scores
 from .base import Negatives, Sampler, scores, uniform_candidates
 
 
@@ -20,8 +19,9 @@ class MixGCFSampler(Sampler):
        c'_m^(l) = α_l e_i^(l) + (1 − α_l) e_m^(l);
     3. hop mixing: per layer, keep m_l = argmax_m <s^(l), c'_m^(l)> (chosen under no_grad, so
        layers may pick different candidates). Since <s, c'_m> = α<s, e_i> + (1 − α)<s, e_m> with
-       1 − α > 0, the arg-max equals argmax_m <s^(l), e_m^(l)>: we score the raw candidates and
-       mix only the chosen one (tests/test_samplers.py checks this against the literal code).
+       1 − α > 0, the arg-max equals argmax_m <s^(l), e_m^(l)>: we score the raw candidates
+       (`models.candidate_scores`: on a CPU one sampled product per layer, no [B, H, d] block)
+       and mix only the chosen one (tests/test_samplers.py checks this against the literal code).
        s^(l) follows the reference code: with mean pooling (LightGCN, MF) it is the *pooled*
        user vector for every layer; with concat pooling (NGCF) it is the user's own layer-l
        output (`if pool != 'concat'` in MixGCF's `negative_sampling`);
@@ -64,8 +64,7 @@ class MixGCFSampler(Sampler):
             s_pooled = emb.user[users].detach()  # [B, d']
             for l in range(n_layers):
                 s = emb.user_layers[l][users].detach() if self.per_layer_user else s_pooled
-                n_l = F.embedding(cand, emb.item_layers[l].detach())  # [B, H, d]
-                sc = torch.bmm(n_l, s.unsqueeze(2)).squeeze(2)  # [B, H] <s^(l), e_m^(l)>
+                sc = candidate_scores(s, emb.item_layers[l], cand)  # [B, H] <s^(l), e_m^(l)>
                 picks.append(sc.argmax(1))  # hop mixing (positive mixing keeps the arg-max)
                 cand_score = cand_score + sc
             chosen = cand.gather(1, torch.stack(picks, 1))  # [B, L+1] item id per layer
