@@ -263,3 +263,74 @@ def test_irgan_pretraining_makes_the_generator_a_recommender(blocks):
     R = torch.from_numpy(g.train_csr.toarray().astype(bool))
     assert scores[R].mean() > scores[~R].mean() + 0.5
     assert "gen_pretrain_seconds" in s.stats() and "gen_pretrain_seconds" not in s.stats()
+
+
+# ------------------------------------------------------------------- G's inverse-CDF draws
+
+def one_running_sum(probs, u):
+    """The plain inverse CDF: the first j with cumsum(probs)[j] > u · total, in float64."""
+    cdf = probs.double().cumsum(-1)
+    return torch.searchsorted(cdf, u * cdf[:, -1:], right=True)
+
+
+@pytest.mark.parametrize("n,k", [(1000, 3), (1000, 40), (37, 2), (4096, 1)],
+                         ids=["two-level", "one-sum", "small-row", "whole-blocks"])
+def test_inverse_cdf_picks_what_one_running_sum_picks(n, k):
+    g = torch.Generator().manual_seed(3)
+    probs = torch.softmax(3 * torch.randn(64, n, generator=g), -1)
+    probs[torch.rand(64, n, generator=g) < 0.2] = 0.0  # masked positives
+    u = torch.rand(64, k, dtype=torch.float64, generator=g)
+    got = generator_module.inverse_cdf(probs, u, block=8)
+    ref = one_running_sum(probs, u)
+    assert (got == ref).float().mean() >= 0.999  # rounding may move a target at an interval end
+    assert (probs.gather(1, got) > 0).all()
+
+
+def test_inverse_cdf_never_picks_a_zero_probability_entry_at_the_edges():
+    """Targets at 0 and at the largest uniform below 1, mass only in a row's first or last
+    entry (a partial last block), rows not summing to 1, subnormal masses."""
+    n, block = 21, 8  # blocks of 8, 8 and 5 entries
+    rows = torch.zeros(6, n)
+    rows[0, 0] = 1.0
+    rows[1, n - 1] = 1.0
+    rows[2, [3, n - 1]] = 0.5
+    rows[3, 7] = 1e-30  # alone: any target lands on it
+    rows[4, [0, 8]] = torch.tensor([1e-38, 3.0])
+    rows[5, 15] = 2.5
+    top = 1.0 - 2.0 ** -53
+    u = torch.tensor([[0.0, top, 0.5, 1e-300]], dtype=torch.float64).expand(6, 4)
+    for b in (block, n + 5):  # two levels (k · block small) and one running sum
+        got = generator_module.inverse_cdf(rows, u.contiguous(), block=b)
+        assert (rows.gather(1, got) > 0).all(), (b, got)
+    assert generator_module.inverse_cdf(rows, u.contiguous(), block=block)[1].eq(n - 1).all()
+
+
+def test_inverse_cdf_stays_inside_a_block_whose_running_sum_rounds_below_its_sum():
+    """A block of wide-ranging masses whose float64 sum exceeds its float64 running sum (a
+    different summation order), followed by an all-zero block: a target just below the row's
+    total lies past the block's running sum and must still pick inside the block."""
+    g = torch.Generator().manual_seed(0)
+    for _ in range(1000):
+        x = torch.rand(64, generator=g) ** 40
+        x[0] = 1.0
+        if x.sum(dtype=torch.float64) > x.cumsum(0, dtype=torch.float64)[-1]:
+            break
+    else:
+        pytest.fail("no block with a rounding gap found")
+    probs = torch.cat([x, torch.zeros(64)]).unsqueeze(0)  # [1, 128]: two blocks of 64
+    u = torch.tensor([[1.0 - 2.0 ** -53]], dtype=torch.float64)
+    pick = generator_module.inverse_cdf(probs, u, block=64)
+    assert pick.item() < 64 and probs[0, pick.item()] > 0
+
+
+def test_draw_frequencies_match_the_probabilities():
+    g = torch.Generator().manual_seed(5)
+    p = torch.softmax(torch.randn(300, generator=g), -1)
+    p[::3] = 0.0
+    p = p / p.sum()
+    rows = p.expand(20_000, 300).contiguous()  # 2 draws a row: two levels (2·2·32 <= 300)
+    got = generator_module.draw(rows, 2, torch.Generator().manual_seed(1))
+    freq = torch.bincount(got.flatten(), minlength=300).float() / got.numel()
+    assert (freq[::3] == 0).all()
+    # per entry, |freq - p| within 5 binomial standard deviations
+    assert ((freq - p).abs() <= 5 * (p * (1 - p) / got.numel()).sqrt() + 1e-9).all()

@@ -24,18 +24,61 @@ from .base import Tally, uniform_candidates
 Reward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (ŷ_uj, ŷ_ui) -> r, same shape
 
 
+DRAW_BLOCK = 32
+"""Items per block of `inverse_cdf`'s two-level search."""
+
+
 def draw(probs: torch.Tensor, k: int, generator: torch.Generator | None) -> torch.Tensor:
     """k independent draws per row of probs [c, n] (rows sum to 1) -> [c, k] int64.
 
-    Inverse-CDF sampling: one uniform per draw and a binary search in the row's float64 CDF;
-    zero-probability entries (masked positives) have empty intervals and are never drawn. Same
-    distribution as torch.multinomial(..., replacement=True), several times faster on CPU for
-    k = 1 (multinomial then draws an exponential per entry).
+    Inverse-CDF sampling (`inverse_cdf`): one float64 uniform per draw. Zero-probability entries
+    (masked positives) have empty intervals and are never drawn. Same distribution as
+    torch.multinomial(..., replacement=True), several times faster on CPU for k = 1
+    (multinomial then draws an exponential per entry).
     """
-    cdf = probs.double().cumsum(-1)  # [c, n]
     u = torch.rand(probs.shape[0], k, dtype=torch.float64, device=probs.device,
-                   generator=generator) * cdf[:, -1:]
-    return torch.searchsorted(cdf, u, right=True).clamp_(max=probs.shape[1] - 1)
+                   generator=generator)
+    return inverse_cdf(probs, u)
+
+
+def inverse_cdf(probs: torch.Tensor, u: torch.Tensor, block: int = DRAW_BLOCK) -> torch.Tensor:
+    """For each row b and u[b, m] in [0, 1): the first j with CDF_b(j) > u[b, m] · CDF_b(n − 1),
+    CDF_b the float64 running sum of probs[b] (non-negative, any scale) -> [c, k] int64.
+
+    The pick always has probs[b, j] > 0: the target is kept below the row's total, and a float64
+    running sum of non-negative terms only grows at a positive term. When k · block is small
+    next to n, two levels: float64 sums of blocks of `block` entries, a search among the blocks'
+    running sums, then a running sum inside the chosen block only (c · (n / block + k · block)
+    sequential additions instead of c · n, and no float64 copy of the rows: on Tmall's
+    [88, 11903] blocks with k = 20, 1.4 vs 11.5 ms, 1 thread on the busy 2-core VM). The same
+    pick as one running sum over the row except where a target lies within float64 rounding of
+    an interval's end.
+    """
+    c, n = probs.shape
+    if 2 * u.shape[1] * block > n:  # many draws per row: one running sum over the row
+        cdf = probs.cumsum(-1, dtype=torch.float64)  # [c, n]
+        return torch.searchsorted(cdf, _below(u * cdf[:, -1:], cdf[:, -1:]), right=True)
+    full = n // block * block  # entries in whole blocks; the rest (< block) is one more block
+    sums = probs[:, :full].reshape(c, -1, block).sum(-1, dtype=torch.float64)  # (a view)
+    if full < n:
+        sums = torch.cat([sums, probs[:, full:].sum(-1, keepdim=True, dtype=torch.float64)], 1)
+    bcdf = sums.cumsum(-1)  # [c, nb] running block sums
+    t = _below(u * bcdf[:, -1:], bcdf[:, -1:])  # [c, k] targets, below the row's total
+    blk = torch.searchsorted(bcdf, t, right=True)  # [c, k]: bcdf[blk - 1] <= t < bcdf[blk]
+    r = t - torch.where(blk > 0, bcdf.gather(1, (blk - 1).clamp_min(0)), 0.0)  # >= 0
+    cols = blk.unsqueeze(-1) * block + torch.arange(block, device=probs.device)  # [c, k, block]
+    inner = probs.gather(1, cols.view(c, -1).clamp(max=n - 1)).view(cols.shape)
+    inner = inner.masked_fill(cols >= n, 0.0)  # past the row's end: nothing
+    icdf = inner.cumsum(-1, dtype=torch.float64)  # running sums inside the chosen blocks
+    r = _below(r, icdf[..., -1])  # rounding: stay inside the block (its total is > 0)
+    off = torch.searchsorted(icdf, r.unsqueeze(-1), right=True).squeeze(-1)
+    return blk * block + off
+
+
+def _below(t: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+    """t, clamped to the largest float64 below `total` (a product u · total can round up to
+    total, and a block's inner running sum can round below the block sum)."""
+    return torch.minimum(t, torch.nextafter(total, torch.zeros_like(total)))
 
 
 class Generator(nn.Module):
@@ -70,22 +113,20 @@ class Generator(nn.Module):
         self.active = torch.nonzero(self.deg).squeeze(1)  # users with positives
 
     # -- the distribution -----------------------------------------------------------------
-    def train_mask(self, users: torch.Tensor) -> torch.Tensor:
-        """Bool [c, n_items]: True at each row user's training positives."""
+    def train_positions(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(row, item) of every training positive of the row users: two int64 [nnz of users]."""
         deg = self.deg[users]  # [c]
         rows = torch.repeat_interleave(torch.arange(users.numel(), device=users.device), deg)
         first = torch.repeat_interleave(self.crow[users], deg)
         offs = torch.arange(rows.numel(), device=users.device) - torch.repeat_interleave(
             torch.cumsum(deg, 0) - deg, deg)
-        mask = torch.zeros(users.numel(), self.item.shape[0], dtype=torch.bool,
-                           device=users.device)
-        mask[rows, self.col[first + offs]] = True
-        return mask
+        return rows, self.col[first + offs]
 
     def logits(self, users: torch.Tensor) -> torch.Tensor:
-        """g(u, j) for every item, −inf at u's training positives: [c, n_items] (with grad)."""
+        """g(u, j) for every item, −inf at u's training positives: [c, n_items] (with grad;
+        the −inf are written in place, so no [c, n_items] mask or second block is made)."""
         out = torch.addmm(self.bias, self.user[users], self.item.T)  # [c, I]
-        return out.masked_fill(self.train_mask(users), float("-inf"))
+        return out.index_put_(self.train_positions(users), out.new_tensor(float("-inf")))
 
     def probabilities(self, users: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
         """softmax(g(u, ·) / T) over items (0 at training positives), [c, n_items], no grad."""
