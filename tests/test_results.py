@@ -178,7 +178,7 @@ def test_collect_packs_the_matching_rows_and_their_runs(tmp_path, tiny_folder):
 
 @pytest.mark.parametrize("name", ["table2-tuned-tmall", "table2-tuned-taobao",
                                   "table2-tuned-tmall-stage2", "table2-tuned-tmall-inbatch",
-                                  "table2-tuned-inbatch-l2fix"])
+                                  "table2-tuned-inbatch-l2fix", "table2-tuned-tmall-logq"])
 def test_check_tables_regenerate(capsys, tmp_path, name):
     """<name>-check.md (best epoch vs cap, false-negative rate, s/epoch of every reported run)
     is bench/study_check.py's output on the committed results and run histories."""
@@ -197,8 +197,8 @@ def test_check_tables_regenerate(capsys, tmp_path, name):
 @pytest.mark.parametrize("ds,name,rows,pattern", [
     ("ml-100k", "table2-tuned-all-results.jsonl,table2-tuned-inbatch-l2fix-results.jsonl",
      "method", r"[\w-]+"),
-    ("tmall", "table2-tuned-tmall-all-results.jsonl,table2-tuned-tmall-inbatch-results.jsonl",
-     "method", r"[\w-]+"),
+    ("tmall", "table2-tuned-tmall-all-results.jsonl,table2-tuned-tmall-inbatch-results.jsonl,"
+     "table2-tuned-tmall-logq-results.jsonl", "method", r"[\w-]+"),
     ("taobao", "table2-tuned-taobao-results.jsonl", "method", r"[\w-]+"),
     ("ml-100k", "sl-negatives-results.jsonl", "n_negatives,tau", r"\d+/[\d.]+"),
     ("ml-100k", "soften-bsl-results.jsonl", "soften,tau", r"0(?:\.\d+)?/[\d.]+"),
