@@ -40,6 +40,10 @@ CASES = [  # (committed table, its result files, report options)
     ("table2-tuned-tmall-stage2", ["table2-tuned-tmall-results.jsonl",
                                    "table2-tuned-tmall-stage2-results.jsonl"],
      {"rows_by": ("method",)}),
+    ("table2-tuned-ml100k-stage2", ["table2-tuned-all-results.jsonl",
+                                    "table2-tuned-inbatch-l2fix-results.jsonl",
+                                    "table2-tuned-ml100k-stage2-results.jsonl"],
+     {"rows_by": ("method",)}),
     ("inbatch-drop", ["inbatch-drop-results.jsonl"],
      {"rows_by": ("method", "in_batch_duplicates"), "proposed": None}),
     ("soften-bsl", ["soften-bsl-results.jsonl"],
@@ -178,7 +182,8 @@ def test_collect_packs_the_matching_rows_and_their_runs(tmp_path, tiny_folder):
 
 @pytest.mark.parametrize("name", ["table2-tuned-tmall", "table2-tuned-taobao",
                                   "table2-tuned-tmall-stage2", "table2-tuned-tmall-inbatch",
-                                  "table2-tuned-inbatch-l2fix", "table2-tuned-tmall-logq"])
+                                  "table2-tuned-inbatch-l2fix", "table2-tuned-tmall-logq",
+                                  "table2-tuned-ml100k-stage2"])
 def test_check_tables_regenerate(capsys, tmp_path, name):
     """<name>-check.md (best epoch vs cap, false-negative rate, s/epoch of every reported run)
     is bench/study_check.py's output on the committed results and run histories."""
@@ -211,6 +216,8 @@ def test_check_tables_regenerate(capsys, tmp_path, name):
      r"ngcf/(?:rns|dns|sdns|mixgcf)"),
     ("tmall", "table2-tuned-tmall-results.jsonl,table2-tuned-tmall-stage2-results.jsonl",
      "method,study", r"[\w-]+/table2-tuned(?:-tmall-stage2)?"),
+    ("ml-100k", "table2-tuned-all-results.jsonl,table2-tuned-ml100k-stage2-results.jsonl",
+     "method,study", r"[\w-]+/table2-tuned(?:-ml100k-stage2)?"),
     ("ml-100k", "inbatch-l2-results.jsonl,table2-tuned-inbatch-prefix-results.jsonl",
      "method,study", r"(?:sl|bsl)-batch(?:-logq)?/(?:inbatch-l2-ml100k|table2-tuned)"),
 ])
