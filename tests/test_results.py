@@ -44,6 +44,8 @@ CASES = [  # (committed table, its result files, report options)
                                     "table2-tuned-inbatch-l2fix-results.jsonl",
                                     "table2-tuned-ml100k-stage2-results.jsonl"],
      {"rows_by": ("method",)}),
+    ("dnsmn-m-tmall", ["dnsmn-m-tmall-results.jsonl"],
+     {"rows_by": ("method", "n_negatives"), "proposed": None}),
     ("inbatch-drop", ["inbatch-drop-results.jsonl"],
      {"rows_by": ("method", "in_batch_duplicates"), "proposed": None}),
     ("soften-bsl", ["soften-bsl-results.jsonl"],
@@ -183,7 +185,7 @@ def test_collect_packs_the_matching_rows_and_their_runs(tmp_path, tiny_folder):
 @pytest.mark.parametrize("name", ["table2-tuned-tmall", "table2-tuned-taobao",
                                   "table2-tuned-tmall-stage2", "table2-tuned-tmall-inbatch",
                                   "table2-tuned-inbatch-l2fix", "table2-tuned-tmall-logq",
-                                  "table2-tuned-ml100k-stage2"])
+                                  "table2-tuned-ml100k-stage2", "dnsmn-m-tmall"])
 def test_check_tables_regenerate(capsys, tmp_path, name):
     """<name>-check.md (best epoch vs cap, false-negative rate, s/epoch of every reported run)
     is bench/study_check.py's output on the committed results and run histories."""
