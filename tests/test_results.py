@@ -46,6 +46,8 @@ CASES = [  # (committed table, its result files, report options)
      {"rows_by": ("method",)}),
     ("dnsmn-m-tmall", ["dnsmn-m-tmall-results.jsonl"],
      {"rows_by": ("method", "n_negatives"), "proposed": None}),
+    ("table2-tuned-taobao-all", ["table2-tuned-taobao-results.jsonl",
+                                 "table2-tuned-taobao-mixgcf-results.jsonl"], {"rows_by": ("method",)}),
     ("inbatch-drop", ["inbatch-drop-results.jsonl"],
      {"rows_by": ("method", "in_batch_duplicates"), "proposed": None}),
     ("soften-bsl", ["soften-bsl-results.jsonl"],
@@ -185,7 +187,8 @@ def test_collect_packs_the_matching_rows_and_their_runs(tmp_path, tiny_folder):
 @pytest.mark.parametrize("name", ["table2-tuned-tmall", "table2-tuned-taobao",
                                   "table2-tuned-tmall-stage2", "table2-tuned-tmall-inbatch",
                                   "table2-tuned-inbatch-l2fix", "table2-tuned-tmall-logq",
-                                  "table2-tuned-ml100k-stage2", "dnsmn-m-tmall"])
+                                  "table2-tuned-ml100k-stage2", "dnsmn-m-tmall",
+                                  "table2-tuned-taobao-mixgcf"])
 def test_check_tables_regenerate(capsys, tmp_path, name):
     """<name>-check.md (best epoch vs cap, false-negative rate, s/epoch of every reported run)
     is bench/study_check.py's output on the committed results and run histories."""
@@ -206,7 +209,8 @@ def test_check_tables_regenerate(capsys, tmp_path, name):
      "method", r"[\w-]+"),
     ("tmall", "table2-tuned-tmall-all-results.jsonl,table2-tuned-tmall-inbatch-results.jsonl,"
      "table2-tuned-tmall-logq-results.jsonl", "method", r"[\w-]+"),
-    ("taobao", "table2-tuned-taobao-results.jsonl", "method", r"[\w-]+"),
+    ("taobao", "table2-tuned-taobao-results.jsonl,table2-tuned-taobao-mixgcf-results.jsonl",
+     "method", r"[\w-]+"),
     ("ml-100k", "sl-negatives-results.jsonl", "n_negatives,tau", r"\d+/[\d.]+"),
     ("ml-100k", "soften-bsl-results.jsonl", "soften,tau", r"0(?:\.\d+)?/[\d.]+"),
     ("ml-100k", "inbatch-drop-results.jsonl", "method,in_batch_duplicates",
