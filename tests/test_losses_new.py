@@ -500,12 +500,15 @@ def test_presets_of_the_softmax_losses():
         load(overrides={"preset": "sl", "alpha": 0.5})
 
 
-@pytest.mark.parametrize("preset, with_negatives", [("sl-batch", False), ("bsl-batch", False),
-                                                    ("sl", True)])
+@pytest.mark.parametrize("preset, reg_negatives, with_negatives", [
+    ("sl-batch", "used", False), ("bsl-batch", "used", False), ("sl", "used", True),
+    ("bsl-batch", "always", True), ("sl", "always", True)])
 def test_l2_penalty_covers_the_negatives_only_when_the_loss_reads_them(monkeypatch, preset,
+                                                                       reg_negatives,
                                                                        with_negatives):
     """BSL's in-batch mode penalises the batch's users and positives: the sampler's negatives,
-    which an in-batch loss ignores, stay out of the L2 term (they entered it before)."""
+    which an in-batch loss ignores, stay out of the L2 term (they entered it before), unless
+    train.reg_negatives = always asks for them (the uniform item decay)."""
     from softbpr import trainer
     from softbpr.trainer import fit
     calls = []
@@ -518,6 +521,7 @@ def test_l2_penalty_covers_the_negatives_only_when_the_loss_reads_them(monkeypat
     monkeypatch.setattr(trainer, "l2_penalty", penalty)
     small = {"data": "synthetic-small", "dim": 8, "layers": 1, "epochs": 1, "batch_size": 256,
              "max_batches": 2, "device": "cpu", "topk": "10", "metric": "ndcg@10"}
-    run = fit(load(overrides={**small, "preset": preset}), log=lambda m: None, progress=False)
+    run = fit(load(overrides={**small, "preset": preset, "reg_negatives": reg_negatives}),
+              log=lambda m: None, progress=False)
     assert math.isfinite(run.history[-1]["reg"])
     assert calls == [3 if with_negatives else 2] * 2

@@ -44,6 +44,8 @@ CASES = [  # (committed table, its result files, report options)
                                     "table2-tuned-inbatch-l2fix-results.jsonl",
                                     "table2-tuned-ml100k-stage2-results.jsonl"],
      {"rows_by": ("method",)}),
+    ("table2-tuned-inbatch-prefix", ["table2-tuned-inbatch-prefix-results.jsonl"],
+     {"rows_by": ("method",), "proposed": None}),
     ("dnsmn-m-tmall", ["dnsmn-m-tmall-results.jsonl"],
      {"rows_by": ("method", "n_negatives"), "proposed": None}),
     ("table2-tuned-taobao-all", ["table2-tuned-taobao-results.jsonl",

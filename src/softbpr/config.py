@@ -313,6 +313,16 @@ class TrainConfig(_Section):
     """Adam learning rate."""
     reg: float = param(1e-4, "L2 weight λ on the batch's layer-0 embeddings", ge=0.0, label="λ")
     """λ of the L2 penalty on the batch's layer-0 rows: λ·Σ||e||²/2/batch (LightGCN's)."""
+    reg_negatives: str = param("used", "L2 on the sampler's negatives: used = only when the loss "
+                               "reads them; always = also with in-batch losses (a decay on one "
+                               "uniformly drawn item per pair)", choices=("used", "always"))
+    """Whether the sampler's negatives enter the L2 term. `used` (the default): only when the loss
+    reads them, so an in-batch loss penalises the batch's users and positives only, as BSL's code
+    does. `always`: they enter it with every loss; with an in-batch loss (whose sampler draws one
+    uniform item per pair) that adds a weight decay on uniformly drawn items, which the loss
+    otherwise never touches: softbpr's behaviour before commit 60f0605, which helped SL and BSL
+    in-batch at λ = 1e-2 on ml-100k (docs/results/README.md, "The in-batch presets after the L2
+    fix")."""
     batch_size: int = param(2048, "training pairs per step", ge=1)
     """Training pairs per step; an epoch visits every training pair once, shuffled."""
     epochs: int = param(100, "maximum epochs", ge=1)

@@ -270,7 +270,8 @@ def train_one_epoch(p: Parts, progress: bool = False, desc: str = "",
         eu, ei = emb.user_rows(users), emb.item_rows(pos)  # [B, d']
         loss = p.loss.batch_loss(eu, ei, neg, emb.item, pos)
         rows = [emb.ego_user_rows(users), emb.ego_item_rows(pos)]
-        if p.loss.uses_sampled:  # in-batch losses ignore the sampler's negatives
+        # in-batch losses ignore the sampler's negatives: in the L2 term only when asked
+        if p.loss.uses_sampled or cfg.reg_negatives == "always":
             rows.append(_negative_ego(emb, neg))
         penalty = l2_penalty(*rows)
         p.optimizer.zero_grad(set_to_none=True)
