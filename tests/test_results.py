@@ -6,6 +6,7 @@ must equal the committed one byte for byte, so a table can neither drift from it
 edited by hand.
 """
 
+import json
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,24 @@ def _bench(name: str):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def test_equal_time_reads_unfinished_runs_and_epoch_marks(capsys, tmp_path):
+    """bench/equal_time.py on a run still going (no result.json): best-so-far validation by each
+    epoch (or minute) mark, "–" past its last validation and for the test metrics."""
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"train": {"batch_size": 16, "lr": 0.01}}))
+    hist = [{"epoch": e, "train_seconds": 30.0, "eval_seconds": 0.0,
+             **({"valid": {"recall@20": v}} if v is not None else {})}
+            for e, v in [(1, None), (2, 0.1), (3, None), (4, 0.3), (5, None), (6, 0.2)]]
+    (run / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in hist))
+    _bench("equal_time").main([str(run), "--epochs", "1,3,4,6,8"])
+    row = capsys.readouterr().out.strip().splitlines()[-1]
+    assert row == "| r | 16 | 0.01 | 6 | 30.0 | nan | 0.1000 | 0.3000 | 0.3000 | – | – | – |"
+    _bench("equal_time").main([str(run), "--marks", "1.5,2,3.5"])  # 0.5 min an epoch
+    row = capsys.readouterr().out.strip().splitlines()[-1]
+    assert row == "| r | 16 | 0.01 | 6 | 30.0 | 0.1000 | 0.3000 | – | – | – |"
 
 
 def test_gowalla_large_batch_table_regenerates(capsys):
