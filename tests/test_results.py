@@ -45,6 +45,8 @@ CASES = [  # (committed table, its result files, report options)
                                     "table2-tuned-inbatch-l2fix-results.jsonl",
                                     "table2-tuned-ml100k-stage2-results.jsonl"],
      {"rows_by": ("method",)}),
+    ("logq-reg-tmall", ["logq-reg-tmall-results.jsonl"],
+     {"rows_by": ("method", "reg"), "proposed": None}),
     ("table2-tuned-inbatch-prefix", ["table2-tuned-inbatch-prefix-results.jsonl"],
      {"rows_by": ("method",), "proposed": None}),
     ("dnsmn-m-tmall", ["dnsmn-m-tmall-results.jsonl"],
@@ -209,7 +211,7 @@ def test_collect_packs_the_matching_rows_and_their_runs(tmp_path, tiny_folder):
                                   "table2-tuned-tmall-stage2", "table2-tuned-tmall-inbatch",
                                   "table2-tuned-inbatch-l2fix", "table2-tuned-tmall-logq",
                                   "table2-tuned-ml100k-stage2", "dnsmn-m-tmall",
-                                  "table2-tuned-taobao-mixgcf"])
+                                  "table2-tuned-taobao-mixgcf", "logq-reg-tmall"])
 def test_check_tables_regenerate(capsys, tmp_path, name):
     """<name>-check.md (best epoch vs cap, false-negative rate, s/epoch of every reported run)
     is bench/study_check.py's output on the committed results and run histories."""
