@@ -67,6 +67,8 @@ CASES = [  # (committed table, its result files, report options)
      {"rows_by": ("method", "alpha"), "proposed": None}),
     ("fig6-ngcf-tuned-ml100k", ["fig6-ngcf-tuned-ml100k-results.jsonl"],
      {"rows_by": ("method",), "proposed": None}),
+    ("fig6-ngcf-tuned-tmall", ["fig6-ngcf-tuned-tmall-results.jsonl"],
+     {"rows_by": ("method",), "proposed": None}),
     ("lambda-tau", ["lambda-tau-results.jsonl"],
      {"rows_by": ("method", "alpha", "reg"), "proposed": None}),
 ]
@@ -135,7 +137,8 @@ def test_tune_vs_grid_tables_regenerate(capsys):
 
 
 @pytest.mark.parametrize("runs", ["figs-ml100k-runs.tar.gz", "figs-tmall-runs.tar.gz",
-                                  "fig6-ngcf-tuned-ml100k-runs.tar.gz"])
+                                  "fig6-ngcf-tuned-ml100k-runs.tar.gz",
+                                  "fig6-ngcf-tuned-tmall-runs.tar.gz"])
 def test_curve_tables_regenerate(capsys, runs):
     """The Figure 3a-b / 4 curve tables in docs/results/README.md are bench/curves.py's output
     on the committed run directories, line for line."""
