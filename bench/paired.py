@@ -52,9 +52,10 @@ def main(argv: list[str] | None = None) -> None:
                 s = sorted(set(x) & set(y))
                 xs, ys = [x[i] for i in s], [y[i] for i in s]
                 p = paired_test(x, y)[0]
-                p = float("nan") if p is None else p
+                # no test with one seed (or differences without spread): say so, not "nan"
+                pt = "no test" if p is None else f"p={p:.2g}"
                 parts.append(f"{k} {sum(xs) / len(s):.4f} vs {sum(ys) / len(s):.4f} "
-                             f"({(sum(xs) / sum(ys) - 1) * 100:+.1f}%, p={p:.2g}, n={len(s)})")
+                             f"({(sum(xs) / sum(ys) - 1) * 100:+.1f}%, {pt}, n={len(s)})")
             print(f"{ds} {m1} vs {m2}: " + "; ".join(parts))
 
 

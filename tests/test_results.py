@@ -272,6 +272,17 @@ def test_paired_tests_regenerate(capsys, ds, name, rows, pattern):
     assert capsys.readouterr().out.strip().splitlines() == lines
 
 
+def test_paired_says_no_test_with_one_seed(capsys):
+    """With one seed there is no paired test: the line says so instead of "p=nan"."""
+    name = RESULTS / "fig6-ngcf-tuned-tmall-results.jsonl"
+    if not name.exists():
+        pytest.skip(f"{name} is not committed")
+    _bench("paired").main([str(name), "--rows", "model,method", "ngcf/sdns:ngcf/dns"])
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("tmall ngcf/sdns vs ngcf/dns: recall@50 0.0724 vs 0.0529 (+36.7%, "
+                           "no test, n=1)")
+
+
 def test_paired_names_an_unknown_row():
     """A row name that is not in the results (a typo, "0.0" for "0") stops with the rows there,
     instead of printing nothing."""
