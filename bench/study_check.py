@@ -5,7 +5,8 @@
 
 Per method and dataset, at the point `softbpr report` chooses on validation: each seed's best
 epoch against the epoch cap (converged when best epoch <= 80% of the cap, and the run stopped
-early rather than on the cap), and the mean share of chosen negatives that are held-out
+early rather than on the cap; for a run stopped on its time limit, `train.time_limit`, the cap
+is the epochs it ran, shown as "N (time)"), and the mean share of chosen negatives that are held-out
 positives (`neg_heldout_rate`, the false-negative rate of the sampler) over the epochs up to
 the best one, and the median training seconds per epoch (`train_seconds`: the cost of the
 method as the study ran it, one thread per process, two processes on two cores).
@@ -43,7 +44,10 @@ def main(folders: list[str], results: str | None = None) -> None:
             best = r["best_epoch"]
             fn = [h["neg_heldout_rate"] for h in hist
                   if h["epoch"] <= best and "neg_heldout_rate" in h]
-            ok = best <= 0.8 * cap and len(hist) < cap
+            if r.get("stop_reason") == "time_limit":  # the budget, not the epochs, ended it
+                ok, cap = best <= 0.8 * len(hist), f"{len(hist)} (time)"
+            else:
+                ok = best <= 0.8 * cap and len(hist) < cap
             secs = [h["train_seconds"] for h in hist if "train_seconds" in h]
             print(f"| {r['method']} | {dataset} | {r['seed']} | {best} | {len(hist)} | {cap} | "
                   f"{'yes' if ok else 'NO'} | "

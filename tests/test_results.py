@@ -69,6 +69,7 @@ CASES = [  # (committed table, its result files, report options)
      {"rows_by": ("method",), "proposed": None}),
     ("fig6-ngcf-tuned-tmall", ["fig6-ngcf-tuned-tmall-results.jsonl"],
      {"rows_by": ("method",), "proposed": None}),
+    ("gowalla-cpu", ["gowalla-cpu-results.jsonl"], {"rows_by": ("method",), "proposed": None}),
     ("lambda-tau", ["lambda-tau-results.jsonl"],
      {"rows_by": ("method", "alpha", "reg"), "proposed": None}),
 ]
@@ -112,6 +113,23 @@ def test_equal_time_reads_unfinished_runs_and_epoch_marks(capsys, tmp_path):
     assert row == "| r | 16 | 0.01 | 6 | 30.0 | 0.1000 | 0.3000 | – | – | – |"
 
 
+def test_gowalla_cpu_epoch_table_regenerates(capsys, tmp_path):
+    """docs/results/README.md's Gowalla-on-the-CPU table by epoch is bench/equal_time.py's
+    output on the committed runs tarball."""
+    import tarfile
+
+    tar = RESULTS / "gowalla-cpu-runs.tar.gz"
+    if not tar.exists():
+        pytest.skip(f"{tar} is not committed (yet)")
+    with tarfile.open(tar) as tf:
+        tf.extractall(tmp_path, filter="data")
+    runs = sorted(str(p) for p in (tmp_path / "gowalla-cpu" / "runs").iterdir())
+    _bench("equal_time").main([*runs, "--epochs", "10,20,30,50,100,115,200,300,400"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    doc = (RESULTS / "README.md").read_text().splitlines()
+    assert len(lines) == 5 and all(ln in doc for ln in lines)
+
+
 def test_gowalla_large_batch_table_regenerates(capsys):
     """docs/large-data.md's equal-wall-time table is bench/equal_time.py's output on the
     committed run directories."""
@@ -138,7 +156,8 @@ def test_tune_vs_grid_tables_regenerate(capsys):
 
 @pytest.mark.parametrize("runs", ["figs-ml100k-runs.tar.gz", "figs-tmall-runs.tar.gz",
                                   "fig6-ngcf-tuned-ml100k-runs.tar.gz",
-                                  "fig6-ngcf-tuned-tmall-runs.tar.gz"])
+                                  "fig6-ngcf-tuned-tmall-runs.tar.gz",
+                                  "gowalla-cpu-runs.tar.gz"])
 def test_curve_tables_regenerate(capsys, runs):
     """The Figure 3a-b / 4 curve tables in docs/results/README.md are bench/curves.py's output
     on the committed run directories, line for line."""
@@ -214,7 +233,8 @@ def test_collect_packs_the_matching_rows_and_their_runs(tmp_path, tiny_folder):
                                   "table2-tuned-tmall-stage2", "table2-tuned-tmall-inbatch",
                                   "table2-tuned-inbatch-l2fix", "table2-tuned-tmall-logq",
                                   "table2-tuned-ml100k-stage2", "dnsmn-m-tmall",
-                                  "table2-tuned-taobao-mixgcf", "logq-reg-tmall"])
+                                  "table2-tuned-taobao-mixgcf", "logq-reg-tmall",
+                                  "gowalla-cpu"])
 def test_check_tables_regenerate(capsys, tmp_path, name):
     """<name>-check.md (best epoch vs cap, false-negative rate, s/epoch of every reported run)
     is bench/study_check.py's output on the committed results and run histories."""
