@@ -15,15 +15,19 @@ a run's last validation, or a minute mark past an unfinished run's, is "–".
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-def curve(run: Path, metric: str) -> list[tuple[float, int, float]]:
-    """(cumulative minutes, epoch, best-so-far validation metric) after each validated epoch."""
+from softbpr.rundir import RunDir
+
+
+def curve(hist: list[dict], metric: str) -> list[tuple[float, int, float]]:
+    """(cumulative minutes, epoch, best-so-far validation metric) after each validated epoch of
+    a run's history rows."""
     out, t, best = [], 0.0, float("-inf")
-    for line in (run / "history.jsonl").read_text().splitlines():
-        h = json.loads(line)
+    for h in hist:
         t += h.get("train_seconds", 0.0) + h.get("eval_seconds", 0.0)
         if metric in h.get("valid", {}):
             best = max(best, h["valid"][metric])
@@ -45,12 +49,10 @@ def main(argv: list[str] | None = None) -> None:
           + " | ".join(f"valid {a.metric} by " + unit.format(m) for m in marks)
           + f" | test {a.metric} | test ndcg@20 |")
     print("|---|---:|---:|---:|---:|" + "---:|" * len(marks) + "---:|---:|")
-    for r in map(Path, a.runs):
-        cfg = json.loads((r / "config.json").read_text())
-        done = (r / "result.json").exists()
-        res = json.loads((r / "result.json").read_text()) if done else None
-        hist = [json.loads(x) for x in (r / "history.jsonl").read_text().splitlines()]
-        c = curve(r, a.metric)
+    for r in map(RunDir, a.runs):  # a run still going may have a torn last history line
+        cfg, hist, res = r.read_config(), r.read_history(), r.read_result()
+        done = res is not None
+        c = curve(hist, a.metric)
         reach = (c[-1][1] if by_epoch else c[-1][0]) if c else 0  # how far the curve goes
         at = [max((v for t, e, v in c if (e if by_epoch else t) <= m), default=float("nan"))
               if m <= reach or (done and not by_epoch) else None for m in marks]

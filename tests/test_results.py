@@ -104,7 +104,9 @@ def test_equal_time_reads_unfinished_runs_and_epoch_marks(capsys, tmp_path):
     hist = [{"epoch": e, "train_seconds": 30.0, "eval_seconds": 0.0,
              **({"valid": {"recall@20": v}} if v is not None else {})}
             for e, v in [(1, None), (2, 0.1), (3, None), (4, 0.3), (5, None), (6, 0.2)]]
-    (run / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in hist))
+    # a run killed mid-write leaves a torn last line, which the run directory's reader skips
+    (run / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in hist)
+                                       + '{"epoch": 7, "tra')
     _bench("equal_time").main([str(run), "--epochs", "1,3,4,6,8"])
     row = capsys.readouterr().out.strip().splitlines()[-1]
     assert row == "| r | 16 | 0.01 | 6 | 30.0 | nan | 0.1000 | 0.3000 | 0.3000 | – | – | – |"
