@@ -22,8 +22,10 @@ def test_unknown_keys_name_the_key(tmp_path):
     with pytest.raises(ConfigError, match=r"'pool_sise'.*'pool_size'"):
         load(p)
     p.write_text("preset = 'sdnss'\n")
-    with pytest.raises(ConfigError, match="unknown preset 'sdnss'"):
+    with pytest.raises(ConfigError, match=rf"{p}: unknown preset 'sdnss'"):
         load(p)
+    with pytest.raises(ConfigError, match=r"^command line: unknown preset 'sdnss'"):
+        load(overrides={"preset": "sdnss"})  # where it came from, in words a user knows
 
 
 def test_flags_override_file(tmp_path):

@@ -124,6 +124,20 @@ def test_bad_sweep_files_fail_before_training(tmp_path, body, msg):
         expand(load_sweep(f))
 
 
+@pytest.mark.parametrize("body,msg", [
+    ("[[variants]]\nlr = \"a\"\n",
+     r"s\.toml: train\.lr must be float, got 'a' \(grid point lr = 'a'\)$"),
+    ("[grid]\nlr = [0.01, -1.0]\n",
+     r"s\.toml: train\.lr must be > 0, got -1\.0 \(grid point lr = -1\.0\)$"),
+])
+def test_a_bad_value_in_a_sweep_file_names_the_file_and_point(tmp_path, body, msg):
+    """A value that fails the experiment's checks names the sweep file and the grid point (it
+    used to name only the key, leaving the user to find which file and point)."""
+    f = write_sweep(tmp_path / "s.toml", "synthetic-small", tmp_path / "o", body)
+    with pytest.raises(ConfigError, match=msg):
+        expand(load_sweep(f), str(f))
+
+
 @pytest.mark.parametrize("text,msg", [
     ("sweep = 5\n", r"sweep must be a table"),
     ("grid = 5\n", r"grid must be a table"),

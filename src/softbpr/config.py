@@ -624,7 +624,7 @@ def load(path: str | Path | None = None, overrides: dict | None = None) -> Exper
             raise ConfigError(f"{p}: invalid TOML: {e}") from None
         nested = merge(nested, doc, str(p))
     if overrides:
-        nested = merge(nested, {k: v for k, v in overrides.items() if v is not None}, "flag")
+        nested = merge(nested, {k: v for k, v in overrides.items() if v is not None}, "command line")
     return build(nested)
 
 

@@ -326,7 +326,12 @@ def expand(sw: Sweep, origin: str = "sweep") -> list[RunSpec]:
             seen.add(pid)
             for seed in sw.seeds:
                 nested_s = {**nested, "train": {**nested.get("train", {}), "seed": seed}}
-                exp = build(nested_s)
+                try:
+                    exp = build(nested_s)
+                except ConfigError as e:  # name the file and, in a grid, the point
+                    at = (" (grid point " + ", ".join(f"{k} = {v!r}" for k, v in point.items())
+                          + ")") if point else ""
+                    raise ConfigError(f"{origin}: {e}{at}") from None
                 specs.append(RunSpec(point, labels, pid, seed, exp,
                                      f"{_readable(point, labels)}-{pid}-s{seed}"))
     order = {}
