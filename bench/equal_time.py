@@ -56,11 +56,12 @@ def main(argv: list[str] | None = None) -> None:
         reach = (c[-1][1] if by_epoch else c[-1][0]) if c else 0  # how far the curve goes
         at = [max((v for t, e, v in c if (e if by_epoch else t) <= m), default=float("nan"))
               if m <= reach or (done and not by_epoch) else None for m in marks]
-        sec = sorted(h["train_seconds"] for h in hist)[len(hist) // 2]
+        secs = [h["train_seconds"] for h in hist]  # none yet: a run in its first epoch
+        sec = f"{sorted(secs)[len(secs) // 2]:.1f}" if secs else "–"  # the upper median
         test = (f"{res['test'][a.metric]:.4f} | {res['test']['ndcg@20']:.4f}" if done
                 else "– | –")
         print(f"| {r.name} | {cfg['train']['batch_size']} | {cfg['train']['lr']:g} | "
-              f"{len(hist)} | {sec:.1f} | "
+              f"{len(hist)} | {sec} | "
               + " | ".join("–" if v is None else f"{v:.4f}" for v in at) + f" | {test} |")
 
 

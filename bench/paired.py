@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> None:
                 x = {r["seed"]: r["test"][k] for r in chosen[(m1, ds)].runs}
                 y = {r["seed"]: r["test"][k] for r in chosen[(m2, ds)].runs}
                 s = sorted(set(x) & set(y))
+                if not s:
+                    parts.append(f"{k} no seed in common")
+                    continue
                 xs, ys = [x[i] for i in s], [y[i] for i in s]
                 p = paired_test(x, y)[0]
                 # no test with one seed (or differences without spread): say so, not "nan"

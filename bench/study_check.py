@@ -6,7 +6,8 @@
 Per method and dataset, at the point `softbpr report` chooses on validation: each seed's best
 epoch against the epoch cap (converged when best epoch <= 80% of the cap, and the run stopped
 early rather than on the cap; for a run stopped on its time limit, `train.time_limit`, the cap
-is the epochs it ran, shown as "N (time)"), and the mean share of chosen negatives that are held-out
+is the epochs it ran, shown as "N (time)", and one with early stopping on must also be past
+its patience: cut off while it was still waiting for an improvement, it is not converged), and the mean share of chosen negatives that are held-out
 positives (`neg_heldout_rate`, the false-negative rate of the sampler) over the epochs up to
 the best one, and the median training seconds per epoch (`train_seconds`: the cost of the
 method as the study ran it, one thread per process, two processes on two cores).
@@ -40,12 +41,15 @@ def main(folders: list[str], results: str | None = None) -> None:
                         key=lambda r: r["seed"]):
             rd = _run_dir(dirs, r["run"])
             hist = rd.read_history()
-            cap = rd.read_config()["train"]["epochs"]
+            train = rd.read_config()["train"]
+            cap = train["epochs"]
             best = r["best_epoch"]
             fn = [h["neg_heldout_rate"] for h in hist
                   if h["epoch"] <= best and "neg_heldout_rate" in h]
             if r.get("stop_reason") == "time_limit":  # the budget, not the epochs, ended it
                 ok, cap = best <= 0.8 * len(hist), f"{len(hist)} (time)"
+                if train.get("patience", 0) > 0:  # cut off before its early stop could fire
+                    ok = ok and len(hist) - best >= train["patience"] * train["eval_every"]
             else:
                 ok = best <= 0.8 * cap and len(hist) < cap
             secs = [h["train_seconds"] for h in hist if "train_seconds" in h]

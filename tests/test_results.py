@@ -113,6 +113,12 @@ def test_equal_time_reads_unfinished_runs_and_epoch_marks(capsys, tmp_path):
     _bench("equal_time").main([str(run), "--marks", "1.5,2,3.5"])  # 0.5 min an epoch
     row = capsys.readouterr().out.strip().splitlines()[-1]
     assert row == "| r | 16 | 0.01 | 6 | 30.0 | 0.1000 | 0.3000 | – | – | – |"
+    # a run in its first epoch (empty history), or killed writing its first line
+    for text in ("", '{"epoch": 1, "tra'):
+        (run / "history.jsonl").write_text(text)
+        _bench("equal_time").main([str(run), "--epochs", "1,2"])
+        row = capsys.readouterr().out.strip().splitlines()[-1]
+        assert row == "| r | 16 | 0.01 | 0 | – | – | – | – | – |"
 
 
 def test_gowalla_cpu_epoch_table_regenerates(capsys, tmp_path):
@@ -252,6 +258,27 @@ def test_check_tables_regenerate(capsys, tmp_path, name):
     assert capsys.readouterr().out.splitlines() == files[0].read_text().splitlines()
 
 
+def test_check_time_limited_run_within_its_patience_is_not_converged(capsys, tmp_path):
+    """A run the budget cut off while its early stop was still waiting (patience > 0, fewer than
+    patience evaluations after its best) is not called converged, however early its best."""
+    import tarfile
+
+    tar, res = RESULTS / "gowalla-cpu-runs.tar.gz", RESULTS / "gowalla-cpu-results.jsonl"
+    if not (tar.exists() and res.exists()):
+        pytest.skip("gowalla-cpu results or runs not committed (yet)")
+    with tarfile.open(tar) as tf:
+        tf.extractall(tmp_path, filter="data")
+    runs = tmp_path / "gowalla-cpu" / "runs"
+    (dns,) = [d for d in runs.iterdir() if d.name.startswith("dns_")]
+    for patience, want in [(0, "yes"), (100, "yes"), (460, "NO")]:  # best 30 of 489 epochs
+        cfg = json.loads((dns / "config.json").read_text())
+        cfg["train"].update(patience=patience, eval_every=1)
+        (dns / "config.json").write_text(json.dumps(cfg))
+        _bench("study_check").main([str(tmp_path / "gowalla-cpu")], str(res))
+        (row,) = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| dns")]
+        assert row.split(" | ")[6] == want, (patience, row)
+
+
 @pytest.mark.parametrize("ds,name,rows,pattern", [
     ("ml-100k", "table2-tuned-all-results.jsonl,table2-tuned-inbatch-l2fix-results.jsonl",
      "method", r"[\w-]+"),
@@ -294,15 +321,25 @@ def test_paired_tests_regenerate(capsys, ds, name, rows, pattern):
     assert capsys.readouterr().out.strip().splitlines() == lines
 
 
-def test_paired_says_no_test_with_one_seed(capsys):
-    """With one seed there is no paired test: the line says so instead of "p=nan"."""
+def test_paired_says_no_test_with_one_seed_and_none_in_common(capsys, tmp_path):
+    """With one seed there is no paired test: the line says so instead of "p=nan"; with no seed
+    in common it says that instead of dividing by zero."""
     name = RESULTS / "fig6-ngcf-tuned-tmall-results.jsonl"
     if not name.exists():
         pytest.skip(f"{name} is not committed")
-    _bench("paired").main([str(name), "--rows", "model,method", "ngcf/sdns:ngcf/dns"])
+    rows = [json.loads(ln) for ln in name.read_text().splitlines() if ln.strip()]
+    one = tmp_path / "one.jsonl"  # seed 1 only
+    one.write_text("".join(json.dumps(r) + "\n" for r in rows if r["seed"] == 1))
+    _bench("paired").main([str(one), "--rows", "model,method", "ngcf/sdns:ngcf/dns"])
     line = capsys.readouterr().out.strip()
     assert line.startswith("tmall ngcf/sdns vs ngcf/dns: recall@50 0.0724 vs 0.0529 (+36.7%, "
                            "no test, n=1)")
+    apart = tmp_path / "apart.jsonl"  # DNS on other seeds than SDNS
+    apart.write_text("".join(json.dumps({**r, "seed": r["seed"] + 100 * (r["method"] == "dns")})
+                             + "\n" for r in rows if r["seed"] == 1))
+    _bench("paired").main([str(apart), "--rows", "model,method", "ngcf/sdns:ngcf/dns"])
+    assert capsys.readouterr().out.strip() == (
+        "tmall ngcf/sdns vs ngcf/dns: recall@50 no seed in common; ndcg@50 no seed in common")
 
 
 def test_paired_names_an_unknown_row():
