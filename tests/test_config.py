@@ -25,7 +25,20 @@ def test_unknown_keys_name_the_key(tmp_path):
     with pytest.raises(ConfigError, match=rf"{p}: unknown preset 'sdnss'"):
         load(p)
     with pytest.raises(ConfigError, match=r"^command line: unknown preset 'sdnss'"):
-        load(overrides={"preset": "sdnss"})  # where it came from, in words a user knows
+        load(overrides={"preset": "sdnss"}, overrides_from="command line")  # the CLI's words
+
+
+def test_a_bad_value_names_the_file_or_the_overrides(tmp_path):
+    """A value that fails its check names where it came from (it used to name only the key)."""
+    p = tmp_path / "c.toml"
+    p.write_text("[train]\nreg = -1.0\n")
+    with pytest.raises(ConfigError, match=rf"^{p}: train\.reg must be >= 0, got -1\.0$"):
+        load(p)
+    with pytest.raises(ConfigError, match=r"^overrides: train\.reg must be >= 0, got -2\.0$"):
+        load(overrides={"reg": -2.0})
+    p.write_text("[train]\nreg = 0.1\n")
+    with pytest.raises(ConfigError, match=r"^command line: train\.reg must be >= 0, got -2\.0$"):
+        load(p, {"reg": -2.0}, "command line")
 
 
 def test_flags_override_file(tmp_path):

@@ -138,6 +138,17 @@ def test_a_bad_value_in_a_sweep_file_names_the_file_and_point(tmp_path, body, ms
         expand(load_sweep(f), str(f))
 
 
+def test_a_bad_value_from_base_or_set_is_not_blamed_on_the_grid_point(tmp_path):
+    """The same check names [base] or --set when the value came from there, not the point."""
+    f = write_sweep(tmp_path / "s.toml", "synthetic-small", tmp_path / "o",
+                    "[grid]\nlr = [0.01, 0.02]\n")
+    with pytest.raises(ConfigError, match=r"s\.toml: train\.reg must be >= 0, got -1\.0 \(--set\)$"):
+        expand(load_sweep(f, overrides={"reg": -1.0}), str(f))
+    f.write_text(f.read_text().replace("[base]\n", "[base]\nreg = -1.0\n"))
+    with pytest.raises(ConfigError, match=r"s\.toml: train\.reg must be >= 0, got -1\.0 \(\[base\]\)$"):
+        expand(load_sweep(f), str(f))
+
+
 @pytest.mark.parametrize("text,msg", [
     ("sweep = 5\n", r"sweep must be a table"),
     ("grid = 5\n", r"grid must be a table"),

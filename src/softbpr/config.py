@@ -606,8 +606,11 @@ def build(nested: dict) -> Experiment:
         raise ConfigError(str(e)) from None
 
 
-def load(path: str | Path | None = None, overrides: dict | None = None) -> Experiment:
-    """Experiment from defaults, an optional TOML file, then `overrides` (flat or nested)."""
+def load(path: str | Path | None = None, overrides: dict | None = None,
+         overrides_from: str = "overrides") -> Experiment:
+    """Experiment from defaults, an optional TOML file, then `overrides` (flat or nested). An
+    error names where the offending key or value came from: the file, or `overrides_from` (the
+    CLI passes "command line")."""
     nested: dict = {}
     if path is not None:
         p = Path(path)
@@ -623,9 +626,20 @@ def load(path: str | Path | None = None, overrides: dict | None = None) -> Exper
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{p}: invalid TOML: {e}") from None
         nested = merge(nested, doc, str(p))
+    from_file = nested
     if overrides:
-        nested = merge(nested, {k: v for k, v in overrides.items() if v is not None}, "command line")
-    return build(nested)
+        nested = merge(nested, {k: v for k, v in overrides.items() if v is not None},
+                       overrides_from)
+    try:
+        return build(nested)
+    except ConfigError as e:  # the file's value, unless the file alone builds (or fails otherwise)
+        try:
+            build(from_file)
+            alike = False
+        except ConfigError as e2:
+            alike = str(e2) == str(e)
+        where = str(path) if path is not None and alike else overrides_from
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def with_updates(exp: Experiment, **flat) -> Experiment:

@@ -109,7 +109,7 @@ def run(args) -> int:
                                   "--resume; start a new run with another --out")
         exp = out.experiment()
     else:
-        exp = load(args.config, flat)
+        exp = load(args.config, flat, "command line")
         out = RunDir(args.out or Path("runs") / default_name(exp))
         if main_rank:  # before the data is loaded: a refusal costs nothing
             out.check_new(overwrite=args.overwrite)
