@@ -249,3 +249,19 @@ def test_a_point_has_one_run_per_seed_across_studies():
     (c,) = select(first + again).values()
     assert [r["seed"] for r in c.runs] == list(SEEDS)
     assert [r["study"] for r in c.runs] == ["stage2"] * 3  # the later row wins
+
+
+def test_a_run_in_two_files_with_other_metrics_is_noted(tmp_path, capsys):
+    """Two files of one folder holding one run name: a plain repeat (shards, overlapping
+    collections) is kept once without a word; with other metrics (two studies' rows reusing a
+    run name) the later row wins and a note says so, naming both places."""
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    r = row("dns", "A", "p", 1, 0.3, 0.2, 0.1)
+    a.write_text(json.dumps(r) + "\n")
+    b.write_text(json.dumps(r) + "\n")
+    assert len(load_results([a, b])) == 1 and capsys.readouterr().err == ""
+    b.write_text(json.dumps({**r, "test": {"recall@50": 0.25, "ndcg@50": 0.1}}) + "\n")
+    (kept,) = load_results([a, b])
+    assert kept["test"]["recall@50"] == 0.25
+    err = capsys.readouterr().err
+    assert f"note: {b}:1 repeats run runs/dns-A-p-s1 of {a}:1 with other metrics" in err

@@ -20,6 +20,7 @@ import io
 import json
 import math
 import statistics
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,7 @@ def load_results(paths) -> list[dict]:
     from .sweep import RESULTS, read_rows
 
     out: dict = {}
+    where: dict = {}
     for p in ([paths] if isinstance(paths, (str, Path)) else paths):
         p = Path(p)
         f = p / RESULTS if p.is_dir() else p
@@ -84,7 +86,13 @@ def load_results(paths) -> list[dict]:
                 continue
             _check_row(r, f"{f}:{n}")
             r["_root"] = str(f.parent)
-            out[(str(f.parent.resolve()), r.get("study"), r.get("run", id(r)))] = r
+            key = (str(f.parent.resolve()), r.get("study"), r.get("run", id(r)))
+            if key in out and (out[key]["valid"], out[key]["test"]) != (r["valid"], r["test"]):
+                # not a plain repeat: two files that hold different runs under one name
+                print(f"softbpr: note: {f}:{n} repeats run {r.get('run')} of {where[key]} with "
+                      "other metrics; the later row is used (give the files in the order that "
+                      "should win, or one of them)", file=sys.stderr)
+            out[key], where[key] = r, f"{f}:{n}"
     return list(out.values())
 
 
