@@ -365,7 +365,8 @@ def test_cli_sweep_dry_run_and_two_stage_best(tmp_path, tiny_folder, capsys):
     assert "8 runs" in out and out.count("\n  pending ") == 8
     assert main(["sweep", str(f), "--seeds", "1"]) == 0
     assert len(read_rows(tmp_path / "o" / "results.jsonl")) == 4
-    capsys.readouterr()
+    out = capsys.readouterr().out  # a line as each run starts, not only when it ends
+    assert out.count(": training (per-epoch lines: --verbose, or ") == 4
     # stage 2: seed 2 for the point chosen on validation per method only
     assert main(["sweep", str(f), "--seeds", "2", "--best"]) == 0
     rows = read_rows(tmp_path / "o" / "results.jsonl")

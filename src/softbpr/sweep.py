@@ -528,6 +528,9 @@ def run_sweep(sw: Sweep, specs: list[RunSpec], log: Callable[[str], None] = prin
         # sweep.json: what plots need beyond config.json (the point, its labels and id)
         rd.write_sweep_info({"study": sw.name, "point_id": spec.point_id, "point": spec.point,
                              "labels": spec.labels, "seed": spec.seed})
+        if not verbose:  # a line now: a long run would otherwise be silent until it ends
+            log(f"{tag}: " + ("resuming" if st == "resumable" else "training")
+                + f" (per-epoch lines: --verbose, or {rd.path / 'history.jsonl'})")
         t0 = time.perf_counter()
         try:
             run = fit(exp, split=cached[1], out_dir=rd.path, progress=False, overwrite=True,
