@@ -357,6 +357,8 @@ def test_use_flags(capsys, bad, run_dir):
     fails(capsys, root, ["recommend", str(run_dir), "--users-file",
                          str(bad / "users_latin1.txt")], EXIT_USAGE,
           "users_latin1.txt: not UTF-8", "--users-file")
+    fails(capsys, root, ["recommend", str(run_dir), "--users", "1"], EXIT_FILE,  # (abbreviated)
+          "no such file or directory, 1 (--users-file)")
     fails(capsys, root, ["recommend", str(run_dir), "--user", "1", "--k", "0"], EXIT_USAGE, "k")
     # checked before anything is read: a missing run still reports the bad --k
     fails(capsys, root, ["recommend", str(root / "nowhere"), "--user", "1", "--k", "-3"],

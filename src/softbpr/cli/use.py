@@ -146,6 +146,8 @@ def _read_user_ids(args) -> list[str]:
         except UnicodeDecodeError as e:
             raise ValueError(f"{args.users_file}: not UTF-8 text (byte {e.start}), --users-file; "
                              "give one user id per line, saved as UTF-8") from None
+        except OSError as e:  # name the flag: "--users 1" is argparse's --users-file 1
+            raise OSError(e.errno, e.strerror, f"{args.users_file} (--users-file)") from None
     if not ids:
         raise ValueError("no users: give --user ID (repeatable) or --users-file F")
     return ids
