@@ -295,6 +295,8 @@ def test_check_time_limited_run_within_its_patience_is_not_converged(capsys, tmp
     ("ml-100k", "fig3cd-ml100k-results.jsonl", "method,alpha", r"sdns-mix/[\d.]+"),
     ("ml-100k", "fig6-ngcf-tuned-ml100k-results.jsonl", "model,method",
      r"ngcf/(?:rns|dns|sdns|mixgcf)"),
+    ("tmall", "fig6-ngcf-tuned-tmall-results.jsonl", "model,method",
+     r"ngcf/(?:rns|dns|sdns|mixgcf)"),
     ("tmall", "table2-tuned-tmall-results.jsonl,table2-tuned-tmall-stage2-results.jsonl",
      "method,study", r"[\w-]+/table2-tuned(?:-tmall-stage2)?"),
     ("ml-100k", "table2-tuned-all-results.jsonl,table2-tuned-ml100k-stage2-results.jsonl",
