@@ -107,7 +107,10 @@ def test_busy_cpu_warning(monkeypatch):
 
 @pytest.mark.parametrize("argv,msg,code", [
     (["train", "--epochs", "many"], "argument --epochs: invalid int value: 'many'", EXIT_USAGE),
-    (["train", "--no-such-flag"], "unrecognized arguments: --no-such-flag", EXIT_USAGE),
+    (["train", "--no-such-flag"],
+     "unrecognized arguments: --no-such-flag (see 'softbpr train --help')", EXIT_USAGE),
+    (["data", "prepare", "x.csv", "--out", "o", "--kcore", "3"],  # train's flag, not prepare's
+     "unrecognized arguments: --kcore 3 (see 'softbpr data prepare --help')", EXIT_USAGE),
     (["sweep", "s.toml", "--shard", "4/3"], "argument --shard: must be K/N", EXIT_USAGE),
     (["recommend", "run", "--user", "1", "--users-file", "/nonexistent/users.txt"],
      "/nonexistent/users.txt", EXIT_FILE),

@@ -66,6 +66,22 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
+    def parse_known_args(self, args=None, namespace=None):
+        # remember the innermost (sub)command: argparse copies a subparser's namespace into
+        # its parent's after this parser's own line, so the deepest `prog` is the one left
+        namespace = argparse.Namespace() if namespace is None else namespace
+        namespace.command_prog = self.prog
+        return super().parse_known_args(args, namespace)
+
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's, but an unknown flag points to the help of the command it was given
+        to ('softbpr train --help'), not to the top-level one."""
+        ns, extra = self.parse_known_args(args, namespace)
+        if extra:
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)} "
+                             f"(see '{ns.command_prog} --help')")
+        return ns
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="softbpr", description="Train and evaluate graph recommenders with hard "
