@@ -131,6 +131,11 @@ def test_every_figure_kind_renders(runs_dir, tmp_path, mpl):
         plots.plot_all(runs_dir, tmp_path, kinds=["bars"])
     with pytest.raises(ValueError, match="match"):
         plots.plot_all(runs_dir, tmp_path, only={"model": "ngcf"})
+    with pytest.raises(ValueError, match="match"):  # either of two values (--only twice)
+        plots.plot_all(runs_dir, tmp_path, only={"model": ("ngcf", "mf")})
+    runs = plots.load_runs(runs_dir)
+    toy = [r for r in runs if r.dataset == "toy"]
+    assert toy and [r for r in runs if plots._matches(r, {"dataset": ("nope", "toy")})] == toy
 
 
 def test_quick_sweep_then_plot_from_the_cli(tmp_path, capsys, mpl):

@@ -13,6 +13,7 @@ from softbpr.sweep import (
     expand,
     filter_runs,
     load_sweep,
+    parse_only,
     read_rows,
     run_jobs,
     run_sweep,
@@ -100,6 +101,13 @@ lr = [0.01, 0.005]
     assert len(full) == 8 and {s.dataset for s in full} == {"gw", "x.csv"}
     assert {s.dataset for s in filter_runs(full, {"dataset": "gw"})} == {"gw"}
     assert len(filter_runs(full, {"data": "gowalla", "lr": 0.01})) == 2
+    # --only given twice for one key: either value (it used to keep the last one silently)
+    only = parse_only(["lr=0.01", "lr=0.005", "dataset=gw"])
+    assert only == {"lr": (0.01, 0.005), "dataset": ("gw",)}
+    assert len(filter_runs(full, only)) == 4
+    assert len(filter_runs(full, parse_only(["lr=0.01", "dataset=gw"]))) == 2
+    with pytest.raises(ConfigError, match="no runs match --only lr=0.5 lr=0.6"):
+        filter_runs(full, parse_only(["lr=0.5", "lr=0.6"]))
     # runs are ordered by dataset, so each dataset is loaded once
     assert [s.dataset for s in full] == ["gw"] * 4 + ["x.csv"] * 4
     q = load_sweep(f, quick=True)

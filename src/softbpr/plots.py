@@ -389,9 +389,11 @@ def _varies_within_method(runs: list[RunData], key: str) -> bool:
 
 
 def _matches(r: RunData, only: dict) -> bool:
+    """Every key of `only` matches one of its values (a tuple: sweep.parse_only) or its value."""
     for k, v in only.items():
         have = r.dataset if k == "dataset" else r.config.get("method" if k == "preset" else k)
-        if not (str(have) == str(v) or (k == "data" and r.dataset == str(v))):
+        if not any(str(have) == str(w) or (k == "data" and r.dataset == str(w))
+                   for w in (v if isinstance(v, tuple) else (v,))):
             return False
     return True
 

@@ -121,14 +121,26 @@ def parse_value(text: str):
         return text
 
 
-def parse_assignments(items) -> dict:
-    out = {}
+def _pairs(items):
     for it in items or ():
         k, eq, v = it.partition("=")
         if not eq or not k.strip():
             raise ConfigError(f"expected KEY=VALUE, got {it!r}")
-        out[k.strip().replace("-", "_")] = parse_value(v.strip())
-    return out
+        yield k.strip().replace("-", "_"), parse_value(v.strip())
+
+
+def parse_assignments(items) -> dict:
+    """--set KEY=VALUE strings -> {key: value} (a key given twice: the last value)."""
+    return dict(_pairs(items))
+
+
+def parse_only(items) -> dict:
+    """--only KEY=VALUE strings -> {key: (values, ...)}: a key given twice matches either value
+    (`--only preset=dns --only preset=sdns`), different keys must all match."""
+    out: dict = {}
+    for k, v in _pairs(items):
+        out.setdefault(k, []).append(v)
+    return {k: tuple(v) for k, v in out.items()}
 
 
 def _nest_dotted(d: dict) -> dict:
@@ -361,7 +373,8 @@ def expand(sw: Sweep, origin: str = "sweep") -> list[RunSpec]:
 
 
 def filter_runs(specs: list[RunSpec], only: dict) -> list[RunSpec]:
-    """Runs whose flat config (or labels, or `preset` = method, or data folder name) match."""
+    """Runs whose flat config (or labels, or `preset` = method, or data folder name) match:
+    every key of `only`, each to one of its values (a tuple, from parse_only) or to its value."""
     def match(s: RunSpec, k: str, want) -> bool:
         flat = flat_config(s.exp)
         if k == "preset":
@@ -375,10 +388,15 @@ def filter_runs(specs: list[RunSpec], only: dict) -> list[RunSpec]:
             return True
         return have == want or str(have) == str(want)
 
-    out = [s for s in specs if all(match(s, k, v) for k, v in only.items())]
+    def wanted(v) -> tuple:  # parse_only's tuples, or one value (callers from Python)
+        return v if isinstance(v, tuple) else (v,)
+
+    out = [s for s in specs
+           if all(any(match(s, k, w) for w in wanted(v)) for k, v in only.items())]
     if only and not out:
-        raise ConfigError(f"no runs match --only {' '.join(f'{k}={v}' for k, v in only.items())}"
-                          "; the same command with --dry-run and without --only lists them")
+        raise ConfigError("no runs match --only " + " ".join(
+            f"{k}={w}" for k, v in only.items() for w in wanted(v))
+            + "; the same command with --dry-run and without --only lists them")
     return out
 
 

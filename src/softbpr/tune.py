@@ -674,7 +674,8 @@ def add_parser(sub) -> None:
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="config override for every run (repeatable)")
     t.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
-                   help="tune only matching runs (repeatable), e.g. preset=sdns")
+                   help="tune only matching runs (repeatable; a key given twice matches either "
+                        "value), e.g. preset=sdns")
     t.add_argument("--out", help="sweep folder (default: the file's [sweep] out)")
     t.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="N worker processes on the same studies (OMP_NUM_THREADS=1 each)")
@@ -687,7 +688,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     """`softbpr tune`: returns the exit status."""
-    from .sweep import expand, filter_runs, load_sweep, parse_assignments
+    from .sweep import expand, filter_runs, load_sweep, parse_assignments, parse_only
 
     require_optuna()
     opts = TuneOptions(args.sampler, args.pruner, args.trials, args.seed, args.min_epochs,
@@ -695,7 +696,7 @@ def run(args) -> int:
     opts.check()
     sw = load_sweep(args.file, quick=args.quick, overrides=parse_assignments(args.set),
                     out=args.out, seeds=None if args.seed is None else [args.seed])
-    specs = filter_runs(expand(sw, args.file), parse_assignments(args.only))
+    specs = filter_runs(expand(sw, args.file), parse_only(args.only))
     seed = opts.seed if opts.seed is not None else sw.seeds[0]
     if args.dry_run:
         gs = groups(specs, seed)

@@ -30,7 +30,8 @@ def add_parsers(sub) -> None:
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="config override for every run (repeatable), e.g. device=cuda")
     s.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
-                   help="run only matching runs (repeatable), e.g. preset=sdns, data=gowalla")
+                   help="run only matching runs (repeatable: every key must match, a key given "
+                        "twice matches either value), e.g. preset=sdns, data=gowalla")
     s.add_argument("--best", action="store_true", help="run only the grid points chosen on "
                    "validation so far (per method and dataset), e.g. to add seeds to them")
     s.add_argument("--out", help="sweep folder (default: the file's [sweep] out)")
@@ -73,7 +74,8 @@ def add_parsers(sub) -> None:
     g.add_argument("--best", action="store_true", default=None, help="only the validation-"
                    "chosen point per method and dataset (automatic above 12 lines per panel)")
     g.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
-                   help="only runs whose config matches (repeatable), e.g. model=ngcf")
+                   help="only runs whose config matches (repeatable; a key given twice matches "
+                        "either value), e.g. model=ngcf")
     g.add_argument("--out", help="output folder (default: <first path>/plots)")
     g.set_defaults(run=plot)
     from .. import tune  # its flags live beside the tuner
@@ -99,6 +101,7 @@ def sweep(args) -> int:
         filter_runs,
         load_sweep,
         parse_assignments,
+        parse_only,
         results_path,
         run_jobs,
         run_sweep,
@@ -116,7 +119,7 @@ def sweep(args) -> int:
                         overrides=args.set, only=args.only, out=args.out, best=args.best,
                         retry_failed=args.retry_failed, verbose=args.verbose,
                         budget_minutes=args.budget)
-    specs = filter_runs(expand(sw, args.file), parse_assignments(args.only))
+    specs = filter_runs(expand(sw, args.file), parse_only(args.only))
     if args.best:  # before --shard: the shards split the chosen runs, not the whole grid
         res = results_path(sw)
         if not res.exists():
@@ -187,11 +190,11 @@ def default_metrics(rows: list[dict]) -> list[str]:
 
 def plot(args) -> int:
     from ..plots import plot_all
-    from ..sweep import parse_assignments
+    from ..sweep import parse_only
 
     files = plot_all(args.paths, args.out, args.kind.split(","),
                      args.metrics, args.epoch,
-                     args.best, only=parse_assignments(args.only))
+                     args.best, only=parse_only(args.only))
     for f in files:
         print(f)
     return 0
