@@ -9,7 +9,7 @@ writes `<out>-results.jsonl` (the matching rows of each folder's results.jsonl, 
 that `softbpr report`, `bench/paired.py`, `bench/study_check.py --results` and the per-epoch
 claims all regenerate from the two files. --only KEY=VALUE (repeatable) matches a row's
 top-level value, label or flat config value as `softbpr report --rows` reads it (e.g. dataset,
-method, model, lr). Existing output files are replaced only with --overwrite.
+method, model, lr); a key given twice matches either value, as in `softbpr sweep --only`. Existing output files are replaced only with --overwrite.
 """
 
 from __future__ import annotations
@@ -22,18 +22,19 @@ from pathlib import Path
 
 from softbpr.report import value
 from softbpr.rundir import HEAVY, run_of_row
-from softbpr.sweep import parse_assignments, read_rows
+from softbpr.sweep import parse_only, read_rows
 
 
 def collect(folders: list[Path], only: dict) -> list[tuple[Path, dict]]:
-    """(folder, row) for every row of the folders' results.jsonl that matches `only`."""
+    """(folder, row) for every row of the folders' results.jsonl that matches `only` (key ->
+    values, as sweep.parse_only: every key, one of its values)."""
     out = []
     for f in folders:
         res = f / "results.jsonl"
         if not res.exists():
             raise SystemExit(f"{res}: no such file (run `softbpr sweep` or `tune` first)")
         out += [(f, r) for r in read_rows(res)
-                if all(str(value(r, k)) == str(v) for k, v in only.items())]
+                if all(any(str(value(r, k)) == str(w) for w in v) for k, v in only.items())]
     return out
 
 
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", required=True, help="output prefix, e.g. docs/results/NAME")
     ap.add_argument("--overwrite", action="store_true")
     a = ap.parse_args(argv)
-    rows = collect(a.folders, parse_assignments(a.only))
+    rows = collect(a.folders, parse_only(a.only))
     if not rows:
         raise SystemExit(f"no rows match --only {' '.join(a.only)} in {a.folders}")
     res, tar = Path(f"{a.out}-results.jsonl"), Path(f"{a.out}-runs.tar.gz")

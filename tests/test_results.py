@@ -235,6 +235,9 @@ def test_collect_packs_the_matching_rows_and_their_runs(tmp_path, tiny_folder):
     assert len(read_rows(Path(f"{out}-results.jsonl"))) == 3
     assert json.loads(Path(f"{out}-results.jsonl").read_text().splitlines()[2])["config"][
         "lr"] == 0.03
+    collect.main([str(tmp_path / "a"), str(tmp_path / "b"), "--only", "lr=0.01", "--only",
+                  "lr=0.03", "--out", str(out), "--overwrite"])  # a key twice: either value
+    assert [r["config"]["lr"] for r in read_rows(Path(f"{out}-results.jsonl"))] == [0.01, 0.03]
 
 
 @pytest.mark.parametrize("name", ["table2-tuned-tmall", "table2-tuned-taobao",
