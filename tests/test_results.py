@@ -69,6 +69,8 @@ CASES = [  # (committed table, its result files, report options)
      {"rows_by": ("method",), "proposed": None}),
     ("fig6-ngcf-tuned-tmall", ["fig6-ngcf-tuned-tmall-results.jsonl"],
      {"rows_by": ("method",), "proposed": None}),
+    ("fig6-ngcf-tmall-reg", ["fig6-ngcf-tmall-reg-results.jsonl"],
+     {"rows_by": ("method", "reg"), "proposed": None}),
     ("gowalla-cpu", ["gowalla-cpu-results.jsonl"], {"rows_by": ("method",), "proposed": None}),
     ("lambda-tau", ["lambda-tau-results.jsonl"],
      {"rows_by": ("method", "alpha", "reg"), "proposed": None}),
@@ -165,6 +167,7 @@ def test_tune_vs_grid_tables_regenerate(capsys):
 @pytest.mark.parametrize("runs", ["figs-ml100k-runs.tar.gz", "figs-tmall-runs.tar.gz",
                                   "fig6-ngcf-tuned-ml100k-runs.tar.gz",
                                   "fig6-ngcf-tuned-tmall-runs.tar.gz",
+                                  "fig6-ngcf-tmall-reg-runs.tar.gz",
                                   "gowalla-cpu-runs.tar.gz"])
 def test_curve_tables_regenerate(capsys, runs):
     """The Figure 3a-b / 4 curve tables in docs/results/README.md are bench/curves.py's output
@@ -300,6 +303,8 @@ def test_check_time_limited_run_within_its_patience_is_not_converged(capsys, tmp
      r"ngcf/(?:rns|dns|sdns|mixgcf)"),
     ("tmall", "fig6-ngcf-tuned-tmall-results.jsonl", "model,method",
      r"ngcf/(?:rns|dns|sdns|mixgcf)"),
+    ("tmall", "fig6-ngcf-tmall-reg-results.jsonl,fig6-ngcf-tuned-tmall-results.jsonl",
+     "method,reg", r"(?:dns|sdns)/0\.\d+"),
     ("tmall", "table2-tuned-tmall-results.jsonl,table2-tuned-tmall-stage2-results.jsonl",
      "method,study", r"[\w-]+/table2-tuned(?:-tmall-stage2)?"),
     ("ml-100k", "table2-tuned-all-results.jsonl,table2-tuned-ml100k-stage2-results.jsonl",
