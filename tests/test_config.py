@@ -39,6 +39,13 @@ def test_a_bad_value_names_the_file_or_the_overrides(tmp_path):
     p.write_text("[train]\nreg = 0.1\n")
     with pytest.raises(ConfigError, match=r"^command line: train\.reg must be >= 0, got -2\.0$"):
         load(p, {"reg": -2.0}, "command line")
+    # the file's second bad value, reached once a flag fixed the first: both named
+    p.write_text("[model]\nmess_dropout = 0.1\n[train]\nlr = -1.0\n")
+    with pytest.raises(ConfigError, match=rf"^{p} with command line: train\.lr must be > 0"):
+        load(p, {"model": "ngcf"}, "command line")
+    p.write_text("[train]\nlr = -1.0\n")
+    with pytest.raises(ConfigError, match=rf"^{p}: train\.lr must be > 0"):
+        load(p, {"model": "ngcf"}, "command line")
 
 
 def test_flags_override_file(tmp_path):

@@ -155,6 +155,20 @@ def test_a_bad_value_from_base_or_set_is_not_blamed_on_the_grid_point(tmp_path):
     f.write_text(f.read_text().replace("[base]\n", "[base]\nreg = -1.0\n"))
     with pytest.raises(ConfigError, match=r"s\.toml: train\.reg must be >= 0, got -1\.0 \(\[base\]\)$"):
         expand(load_sweep(f), str(f))
+    # --quick: [quick] applies after the point and --set after [quick] (a data value set with
+    # --set is not undone by [quick]'s data reset); a [quick] value is [quick]'s
+    with pytest.raises(ConfigError, match=r"data\.kcore must be >= 0, got -1 \(--set\)$"):
+        expand(load_sweep(f, quick=True, overrides={"kcore": -1}), str(f))
+    f.write_text(f.read_text().replace("reg = -1.0\n", "") + "[quick]\nepochs = 0\n")
+    with pytest.raises(ConfigError, match=r"train\.epochs must be >= 1, got 0 \(\[quick\]\)$"):
+        expand(load_sweep(f, quick=True), str(f))
+    # a failure only the layers together make: all of them named
+    f.write_text(f.read_text().replace("[quick]\nepochs = 0\n", "").replace(
+        "[base]\n", "[base]\nmess_dropout = 0.1\nlr = -1.0\n").replace(
+        "lr = [0.01, 0.02]", 'model = ["ngcf"]'))
+    with pytest.raises(ConfigError, match=r"train\.lr must be > 0, got -1\.0 \(\[base\] with "
+                                          r"grid point model = 'ngcf'\)$"):
+        expand(load_sweep(f), str(f))
 
 
 @pytest.mark.parametrize("text,msg", [

@@ -626,20 +626,31 @@ def load(path: str | Path | None = None, overrides: dict | None = None,
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{p}: invalid TOML: {e}") from None
         nested = merge(nested, doc, str(p))
-    from_file = nested
+    layers = [(str(path), nested)] if path is not None else []
     if overrides:
-        nested = merge(nested, {k: v for k, v in overrides.items() if v is not None},
-                       overrides_from)
+        given = {k: v for k, v in overrides.items() if v is not None}
+        layers.append((overrides_from, given))
+        nested = merge(nested, given, overrides_from)
     try:
         return build(nested)
-    except ConfigError as e:  # the file's value, unless the file alone builds (or fails otherwise)
+    except ConfigError as e:
+        raise ConfigError(f"{culprit(e, layers)}: {e}") from None
+
+
+def culprit(err: ConfigError, layers: list[tuple[str, dict]]) -> str:
+    """Where the value that failed `build` came from, for an error message: of `layers` (label,
+    updates as `merge` takes them), applied in this order over the defaults, the last one that
+    fails the same way on its own (a later layer overrides an earlier one); else, when the
+    failure needs several layers together, their labels joined by " with "."""
+    for label, updates in reversed(layers):
+        if not updates:
+            continue
         try:
-            build(from_file)
-            alike = False
-        except ConfigError as e2:
-            alike = str(e2) == str(e)
-        where = str(path) if path is not None and alike else overrides_from
-        raise ConfigError(f"{where}: {e}") from None
+            build(merge({}, updates, label))
+        except ConfigError as alone:
+            if str(alone) == str(err):
+                return label
+    return " with ".join(label for label, updates in layers if updates) or "defaults"
 
 
 def with_updates(exp: Experiment, **flat) -> Experiment:
@@ -658,6 +669,7 @@ __all__ = [
     "ModelConfig",
     "SamplerConfig",
     "TrainConfig",
+    "culprit",
     "field_of",
     "label",
     "load",

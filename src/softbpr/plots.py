@@ -425,7 +425,9 @@ def plot_all(paths, out: str | Path | None = None, kinds=("all",), metrics=None,
         raise ValueError(f"unknown plot kind(s) {sorted(bad)}; choose from {', '.join(KINDS)}")
     runs = [r for r in load_runs(paths) if _matches(r, only or {})]
     if not runs:
-        raise ValueError(f"no runs under {paths} match {only}")
+        raise ValueError(f"no runs under {paths} match " + " ".join(
+            f"{k}={w}" for k, v in (only or {}).items()
+            for w in (v if isinstance(v, tuple) else (v,))))
     first = Path(paths if isinstance(paths, (str, Path)) else paths[0])
     out = Path(out) if out else (first if first.is_dir() else first.parent) / "plots"
     if out.exists() and not out.is_dir():

@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
 
-from .config import FLAT, SECTIONS, ConfigError, Experiment, build, merge
+from .config import FLAT, SECTIONS, ConfigError, Experiment, build, culprit, merge
 from .rundir import HEAVY, RunDir
 
 if sys.version_info >= (3, 11):
@@ -302,27 +302,6 @@ def flat_config(exp: Experiment) -> dict:
     return flatten(exp.to_dict())
 
 
-def _blame(err: ConfigError, sw: Sweep, base: dict, point: dict, seed: int) -> str:
-    """Where a value that fails `build` came from: " ([base])", " (--set)" or the grid point,
-    found by building without the point, then without --set, and seeing the same error."""
-    def fails_alike(nested: dict) -> bool:
-        if sw.quick is not None:
-            nested = merge({**nested, "data": {}}, _nest_dotted(sw.quick), "[quick]")
-        try:
-            build({**nested, "train": {**nested.get("train", {}), "seed": seed}})
-        except ConfigError as e:
-            return str(e) == str(err)
-        return False
-
-    if fails_alike(base):
-        return " ([base])"
-    if sw.overrides and fails_alike(merge(base, _nest_dotted(sw.overrides), "--set")):
-        return " (--set)"
-    if point:
-        return " (grid point " + ", ".join(f"{k} = {v!r}" for k, v in point.items()) + ")"
-    return ""
-
-
 def expand(sw: Sweep, origin: str = "sweep") -> list[RunSpec]:
     """Every (grid point, seed) as a RunSpec, in run order: by dataset, then seed, then point.
 
@@ -362,7 +341,13 @@ def expand(sw: Sweep, origin: str = "sweep") -> list[RunSpec]:
                 try:
                     exp = build(nested_s)
                 except ConfigError as e:  # name the file and where in it the value came from
-                    raise ConfigError(f"{origin}: {e}{_blame(e, sw, base, point, seed)}") from None
+                    where = culprit(e, [
+                        ("[base]", _nest_dotted(sw.base)),
+                        ("grid point " + ", ".join(f"{k} = {v!r}" for k, v in point.items()),
+                         _nest_dotted(point)),
+                        ("[quick]", _nest_dotted(sw.quick) if sw.quick is not None else {}),
+                        ("--set", _nest_dotted(sw.overrides))])
+                    raise ConfigError(f"{origin}: {e} ({where})") from None
                 specs.append(RunSpec(point, labels, pid, seed, exp,
                                      f"{_readable(point, labels)}-{pid}-s{seed}"))
     order = {}
@@ -661,6 +646,7 @@ __all__ = [
     "flatten",
     "load_sweep",
     "parse_assignments",
+    "parse_only",
     "parse_value",
     "read_rows",
     "results_path",
