@@ -9,7 +9,8 @@ writes `<out>-results.jsonl` (the matching rows of each folder's results.jsonl, 
 that `softbpr report`, `bench/paired.py`, `bench/study_check.py --results` and the per-epoch
 claims all regenerate from the two files. --only KEY=VALUE (repeatable) matches a row's
 top-level value, label or flat config value as `softbpr report --rows` reads it (e.g. dataset,
-method, model, lr); a key given twice matches either value, as in `softbpr sweep --only`. Existing output files are replaced only with --overwrite.
+method, model, lr); a key given twice matches either value, as in `softbpr sweep --only`.
+Existing output files are replaced only with --overwrite.
 """
 
 from __future__ import annotations

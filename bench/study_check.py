@@ -7,9 +7,9 @@ Per method and dataset, at the point `softbpr report` chooses on validation: eac
 epoch against the epoch cap (converged when best epoch <= 80% of the cap, and the run stopped
 early rather than on the cap; for a run stopped on its time limit, `train.time_limit`, the cap
 is the epochs it ran, shown as "N (time)", and one with early stopping on must also be past
-its patience: cut off while it was still waiting for an improvement, it is not converged), and the mean share of chosen negatives that are held-out
-positives (`neg_heldout_rate`, the false-negative rate of the sampler) over the epochs up to
-the best one, and the median training seconds per epoch (`train_seconds`: the cost of the
+its patience: cut off while it was still waiting for an improvement, it is not converged), and
+the mean share of chosen negatives that are held-out positives (`neg_heldout_rate`, the
+false-negative rate of the sampler) over the epochs up to the best one, and the median training seconds per epoch (`train_seconds`: the cost of the
 method as the study ran it, one thread per process, two processes on two cores).
 """
 

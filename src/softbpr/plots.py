@@ -389,11 +389,13 @@ def _varies_within_method(runs: list[RunData], key: str) -> bool:
 
 
 def _matches(r: RunData, only: dict) -> bool:
-    """Every key of `only` matches one of its values (a tuple: sweep.parse_only) or its value."""
+    """Every key of `only` matches one of its values (sweep.only_values)."""
+    from .sweep import only_values
+
     for k, v in only.items():
         have = r.dataset if k == "dataset" else r.config.get("method" if k == "preset" else k)
         if not any(str(have) == str(w) or (k == "data" and r.dataset == str(w))
-                   for w in (v if isinstance(v, tuple) else (v,))):
+                   for w in only_values(v)):
             return False
     return True
 
@@ -425,9 +427,9 @@ def plot_all(paths, out: str | Path | None = None, kinds=("all",), metrics=None,
         raise ValueError(f"unknown plot kind(s) {sorted(bad)}; choose from {', '.join(KINDS)}")
     runs = [r for r in load_runs(paths) if _matches(r, only or {})]
     if not runs:
-        raise ValueError(f"no runs under {paths} match " + " ".join(
-            f"{k}={w}" for k, v in (only or {}).items()
-            for w in (v if isinstance(v, tuple) else (v,))))
+        from .sweep import describe_only
+
+        raise ValueError(f"no runs under {paths} match {describe_only(only or {})}")
     first = Path(paths if isinstance(paths, (str, Path)) else paths[0])
     out = Path(out) if out else (first if first.is_dir() else first.parent) / "plots"
     if out.exists() and not out.is_dir():

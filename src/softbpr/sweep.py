@@ -143,6 +143,16 @@ def parse_only(items) -> dict:
     return {k: tuple(v) for k, v in out.items()}
 
 
+def only_values(v) -> tuple:
+    """The values an `only` entry accepts: parse_only's tuple, or one value (from Python)."""
+    return v if isinstance(v, tuple) else (v,)
+
+
+def describe_only(only: dict) -> str:
+    """`only` as the --only flags that would give it, for messages: "preset=dns preset=sdns"."""
+    return " ".join(f"{k}={w}" for k, v in only.items() for w in only_values(v))
+
+
 def _nest_dotted(d: dict) -> dict:
     """{'train.lr': 1e-3} -> {'train': {'lr': 1e-3}} so config.merge accepts dotted keys."""
     out: dict = {}
@@ -373,15 +383,11 @@ def filter_runs(specs: list[RunSpec], only: dict) -> list[RunSpec]:
             return True
         return have == want or str(have) == str(want)
 
-    def wanted(v) -> tuple:  # parse_only's tuples, or one value (callers from Python)
-        return v if isinstance(v, tuple) else (v,)
-
     out = [s for s in specs
-           if all(any(match(s, k, w) for w in wanted(v)) for k, v in only.items())]
+           if all(any(match(s, k, w) for w in only_values(v)) for k, v in only.items())]
     if only and not out:
-        raise ConfigError("no runs match --only " + " ".join(
-            f"{k}={w}" for k, v in only.items() for w in wanted(v))
-            + "; the same command with --dry-run and without --only lists them")
+        raise ConfigError(f"no runs match --only {describe_only(only)}; the same command with "
+                          "--dry-run and without --only lists them")
     return out
 
 
@@ -640,11 +646,13 @@ __all__ = [
     "RESULTS",
     "RunSpec",
     "Sweep",
+    "describe_only",
     "expand",
     "filter_runs",
     "flat_config",
     "flatten",
     "load_sweep",
+    "only_values",
     "parse_assignments",
     "parse_only",
     "parse_value",
