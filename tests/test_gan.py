@@ -246,6 +246,41 @@ def test_generator_step_is_irgans_per_user_mean_in_any_block_size(blocks, monkey
         torch.testing.assert_close(a, p.grad)
 
 
+
+@pytest.mark.parametrize("name", GANS)
+def test_generator_sgd_steps_once_per_user_as_irgan(blocks, name):
+    """gen_optimizer = sgd: plain SGD on the sum of the batch's per-user losses, i.e. a step of
+    gen_lr per user (IRGAN's batch-1 SGD, to first order): the gradient of a batch of B users is
+    B times the gradient of the mean loss (same draws); adam keeps Adam on the mean."""
+    g = graph_of(blocks)
+    D = LightGCN(blocks.n_users, blocks.n_items, 8, 1, generator=torch.Generator().manual_seed(4))
+    emb = D.propagate(g)
+    grads = {}
+    for per_user in (False, True):
+        s = gan(name, gen_pretrain_epochs=0, gen_lr=1e-3, gen_batch_users=100, gen_reg=0.1)
+        s.setup(D, g, blocks, torch.device("cpu"), torch.Generator().manual_seed(0))
+        opt = torch.optim.SGD(s.G.parameters(), lr=1e-3)
+        opt.step = lambda *a: None  # keep the batch's gradient
+        s.G.policy_gradient_epoch(emb.user.detach(), emb.item.detach(), s.reward, opt, 2, 100,
+                                  0.1, torch.Generator().manual_seed(0),
+                                  per_user_steps=per_user)
+        grads[per_user] = [p.grad.clone() for p in s.G.parameters()]
+    users = int(s.G.active.numel())
+    assert 1 < users <= 100  # one batch: the sum is `users` times the mean
+    for a, b in zip(grads[False], grads[True]):
+        assert float(b.abs().max()) > 0
+        torch.testing.assert_close(b, a * users)
+    for optimizer, cls in (("sgd", torch.optim.SGD), ("adam", torch.optim.Adam)):
+        cfg = SamplerConfig(name=name, gen_dim=4, gen_pretrain_epochs=0, gen_optimizer=optimizer)
+        s = build_sampler(cfg)
+        s.setup(D, g, blocks, torch.device("cpu"), torch.Generator().manual_seed(0))
+        assert type(s.opt) is cls
+        # and the trainer's G epoch sums over users exactly when the optimiser is SGD
+        seen = []
+        s.G.policy_gradient_epoch = lambda *a, **k: seen.append(k["per_user_steps"])
+        s.train_generator(emb, torch.Generator().manual_seed(0))
+        assert seen == [optimizer == "sgd"]
+
 def test_advir_reward_is_pairwise_and_irgan_pointwise():
     s_j, s_i = torch.randn(2, 5), torch.randn(2, 5)  # D's scores of drawn items and positives
     adv, irg = gan("advir"), gan("irgan")

@@ -176,8 +176,13 @@ class SamplerConfig(_Section):
     user's non-train items (0.2 as IRGAN's code samples for the discriminator)."""
     gen_dim: int = param(64, "irgan/advir: generator embedding size", ge=1)
     """irgan/advir: generator (MF with item bias) embedding size (IRGAN's ML-100K code: 5)."""
-    gen_lr: float = param(1e-3, "irgan/advir: generator Adam learning rate", gt=0.0)
-    """irgan/advir: Adam learning rate of the generator's policy-gradient steps."""
+    gen_lr: float = param(1e-3, "irgan/advir: generator learning rate", gt=0.0)
+    """irgan/advir: learning rate of the generator's policy-gradient steps (IRGAN: SGD 1e-3)."""
+    gen_optimizer: str = param("adam", "irgan/advir: generator optimiser", choices=("adam", "sgd"))
+    """irgan/advir: adam = Adam steps on the mean loss of a batch of users; sgd = IRGAN's plain
+    SGD, one step of gen_lr per user (batched: SGD on the sum of the users' losses, which equals
+    the per-user steps to first order). With Adam every coordinate moves about gen_lr per step
+    whatever the gradient's size, so G sharpens within a few epochs on large catalogues."""
     gen_samples: int = param(2, "irgan/advir: generator draws per positive", ge=1)
     """irgan/advir: generator draws per positive in its policy-gradient epoch (IRGAN's code draws
     2 per positive)."""
@@ -398,8 +403,13 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "sdns-mix": {"sampler": {"name": "dns"}, "loss": {"name": "mixed_bpr"}},
     # baselines of the paper (samplers.py and losses.py document each)
     "mixgcf": {"sampler": {"name": "mixgcf"}, "loss": {"name": "bpr"}},
-    "irgan": {"sampler": {"name": "irgan"}, "loss": {"name": "bpr"}},
-    "advir": {"sampler": {"name": "advir"}, "loss": {"name": "adv_bpr"}},
+    "irgan": {"sampler": {"name": "irgan", "gen_optimizer": "adam"}, "loss": {"name": "bpr"}},
+    "advir": {"sampler": {"name": "advir", "gen_optimizer": "adam"},
+              "loss": {"name": "adv_bpr"}},
+    # the same with IRGAN's generator optimiser (plain SGD, a step per user) instead of Adam
+    "irgan-sgd": {"sampler": {"name": "irgan", "gen_optimizer": "sgd"}, "loss": {"name": "bpr"}},
+    "advir-sgd": {"sampler": {"name": "advir", "gen_optimizer": "sgd"},
+                  "loss": {"name": "adv_bpr"}},
     # beyond the paper (issue 14; samplers/ and losses/ document each, with reference defaults)
     "dns-mn": {"sampler": {"name": "dns_mn", "pool_size": 200, "n_negatives": 2},
                "loss": {"name": "bpr"}},

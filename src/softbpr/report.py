@@ -27,7 +27,8 @@ from pathlib import Path
 
 from .config import label as param_label
 
-DISPLAY = {"rns": "RNS", "irgan": "IRGAN", "advir": "AdvIR", "dns": "DNS", "mixgcf": "MixGCF",
+DISPLAY = {"rns": "RNS", "irgan": "IRGAN", "advir": "AdvIR", "irgan-sgd": "IRGAN (SGD G)",
+           "advir-sgd": "AdvIR (SGD G)", "dns": "DNS", "mixgcf": "MixGCF",
            # beyond the paper (issue 14), in the order of docs/samplers-and-models.md
            "dns-mn": "DNS(M,N)", "softmax-rho": "Softmax(ρ,N)", "ahns": "AHNS",
            "hard-bpr": "Hard-BPR", "sl": "SL", "sl-batch": "SL in-batch",

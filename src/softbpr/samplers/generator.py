@@ -178,7 +178,8 @@ class Generator(nn.Module):
     def policy_gradient_epoch(self, d_user: torch.Tensor, d_item: torch.Tensor, reward: Reward,
                               opt: torch.optim.Optimizer, samples: int, batch_users: int,
                               reg: float, generator: torch.Generator | None,
-                              max_batches: int = 0, tally: Tally | None = None) -> None:
+                              max_batches: int = 0, tally: Tally | None = None,
+                              per_user_steps: bool = False) -> None:
         """One G epoch against D's (detached) pooled embeddings d_user [U, d'], d_item [I, d'].
 
         Every user with positives, in shuffled batches of `batch_users`, one `opt` step per
@@ -186,8 +187,10 @@ class Generator(nn.Module):
         j_s ~ p_θ(·|u) (S = samples), each paired with u's positives i_s in turn, and
             L_G(u) = − mean_s log p_θ(j_s | u) · r(ŷ_uj_s, ŷ_ui_s)   (REINFORCE, no baseline),
         averaged over the batch's users (IRGAN's per-user loss, so users with many positives
-        do not dominate), + reg · L2 of the rows used. A batch is scored in blocks of users
-        whose gradients add up to the batch's gradient. gen_reward, gen_loss go to `tally`."""
+        do not dominate), + reg · L2 of the rows used. per_user_steps: the sum over the batch's
+        users instead of the mean, so that a plain SGD step of lr equals one step of lr per user
+        (IRGAN's batch-1 SGD) to first order. A batch is scored in blocks of users whose
+        gradients add up to the batch's gradient. gen_reward, gen_loss go to `tally`."""
         S = samples
         order = self.active[torch.randperm(self.active.numel(), device=self.active.device,
                                            generator=generator)]
@@ -196,6 +199,7 @@ class Generator(nn.Module):
             batches = batches[:max_batches]
         for batch in batches:
             opt.zero_grad(set_to_none=True)
+            n = 1 if per_user_steps else batch.numel()  # the loss: sum or mean over users
             for users in self.user_chunks(batch):
                 deg = self.deg[users]  # [c]
                 K = S * int(deg.max())
@@ -210,12 +214,12 @@ class Generator(nn.Module):
                     r = torch.zeros(js.shape, device=js.device)
                     r[valid] = reward((du * d_item[js[valid]]).sum(-1),
                                       (du * d_item[pos[valid]]).sum(-1))
-                    w = valid.float() / (S * deg.unsqueeze(1)).float() / batch.numel()
+                    w = valid.float() / (S * deg.unsqueeze(1)).float() / n
                 logp = logp_all.gather(1, js)  # [c, K]
                 loss = -(logp * r * w).sum()
                 if reg:
                     loss = loss + reg * (self.user[users].pow(2).sum() + self.item[
-                        js[valid]].pow(2).sum()) / 2 / batch.numel()
+                        js[valid]].pow(2).sum()) / 2 / n
                 loss.backward()
                 if tally is not None:
                     tally.add("gen_reward", r[valid])
