@@ -71,6 +71,8 @@ CASES = [  # (committed table, its result files, report options)
      {"rows_by": ("method",), "proposed": None}),
     ("table2-tuned-tmall-bslbatch", ["table2-tuned-tmall-bslbatch-results.jsonl"],
      {"rows_by": ("method",), "proposed": None}),
+    ("table2-tuned-gansgd", ["table2-tuned-gansgd-results.jsonl"],
+     {"rows_by": ("method",), "proposed": None}),
     ("fig6-ngcf-tmall-reg", ["fig6-ngcf-tmall-reg-results.jsonl"],
      {"rows_by": ("method", "reg"), "proposed": None}),
     ("gowalla-cpu", ["gowalla-cpu-results.jsonl"], {"rows_by": ("method",), "proposed": None}),
@@ -250,7 +252,8 @@ def test_collect_packs_the_matching_rows_and_their_runs(tmp_path, tiny_folder):
                                   "table2-tuned-inbatch-l2fix", "table2-tuned-tmall-logq",
                                   "table2-tuned-ml100k-stage2", "dnsmn-m-tmall",
                                   "table2-tuned-taobao-mixgcf", "logq-reg-tmall",
-                                  "gowalla-cpu", "table2-tuned-tmall-bslbatch"])
+                                  "gowalla-cpu", "table2-tuned-tmall-bslbatch",
+                                  "table2-tuned-gansgd"])
 def test_check_tables_regenerate(capsys, tmp_path, name):
     """<name>-check.md (best epoch vs cap, false-negative rate, s/epoch of every reported run)
     is bench/study_check.py's output on the committed results and run histories."""
@@ -288,8 +291,8 @@ def test_check_time_limited_run_within_its_patience_is_not_converged(capsys, tmp
 
 
 @pytest.mark.parametrize("ds,name,rows,pattern", [
-    ("ml-100k", "table2-tuned-all-results.jsonl,table2-tuned-inbatch-l2fix-results.jsonl",
-     "method", r"[\w-]+"),
+    ("ml-100k", "table2-tuned-all-results.jsonl,table2-tuned-inbatch-l2fix-results.jsonl,"
+     "table2-tuned-gansgd-results.jsonl", "method", r"[\w-]+"),
     ("tmall", "table2-tuned-tmall-all-results.jsonl,table2-tuned-tmall-inbatch-results.jsonl,"
      "table2-tuned-tmall-logq-results.jsonl,table2-tuned-tmall-bslbatch-results.jsonl", "method",
      r"[\w-]+"),
