@@ -182,7 +182,8 @@ class SamplerConfig(_Section):
     """irgan/advir: adam = Adam steps on the mean loss of a batch of users; sgd = IRGAN's plain
     SGD, one step of gen_lr per user (batched: SGD on the sum of the users' losses, which equals
     the per-user steps to first order). With Adam every coordinate moves about gen_lr per step
-    whatever the gradient's size, so G sharpens within a few epochs on large catalogues."""
+    whatever the gradient's size: G sharpens as it learns and the recommender's validation
+    score falls after an early peak (docs/results: IRGAN and AdvIR with IRGAN's optimiser)."""
     gen_samples: int = param(2, "irgan/advir: generator draws per positive", ge=1)
     """irgan/advir: generator draws per positive in its policy-gradient epoch (IRGAN's code draws
     2 per positive)."""

@@ -51,16 +51,16 @@ Where we depart from the references (on purpose):
 - IRGAN's G draws from all items, and its G step mixes 20% of the user's positives into the
   proposal with importance weights p_θ/p_n; a negative sampler must not return positives, so
   every draw is restricted to non-train items and is on-policy (weights = 1).
-- Optimiser: both IRGAN players use plain SGD (lr 0.001), one user per step. gen_optimizer =
-  adam (presets irgan, advir) uses Adam (gen_lr 1e-3) on batches of `gen_batch_users` users,
-  like the trainer's D, on the mean over the batch's users of IRGAN's per-user loss (the mean
-  over that user's draws), so users with many positives do not dominate a step. Adam moves
-  every coordinate by about gen_lr a step whatever the gradient's size: at T = 1 G sharpens as
-  it learns (ml-100k: neg_prob 0.0007 -> 0.003 over 40 epochs) and D's validation score falls
-  after its peak (tuned runs: ml-100k epochs 27-33, Tmall 14-18; docs/results). gen_optimizer
-  = sgd (presets irgan-sgd, advir-sgd) is
-  IRGAN's: plain SGD on the sum of the batch's per-user losses, a step of gen_lr per user (the
-  per-user steps to first order); G then stays near its pre-trained distribution.
+- Optimiser: both IRGAN players use plain SGD (lr 0.001), one user per step.
+  gen_optimizer = adam (presets irgan, advir): Adam (gen_lr 1e-3) on batches of
+  `gen_batch_users` users, like the trainer's D, on the mean over the batch's users of IRGAN's
+  per-user loss (the mean over that user's draws), so users with many positives do not
+  dominate a step. Adam moves every coordinate by about gen_lr a step whatever the gradient's
+  size: at T = 1 G sharpens as it learns (ml-100k: neg_prob 0.0007 -> 0.003 over 40 epochs)
+  and D's validation score falls after its peak (tuned runs' best epochs: ml-100k 26-30,
+  Tmall 12-22; docs/results). gen_optimizer = sgd (presets irgan-sgd, advir-sgd) is IRGAN's:
+  plain SGD on the sum of the batch's per-user losses, a step of gen_lr per user (the per-user
+  steps to first order); G then stays near its pre-trained distribution.
 - Sizes: IRGAN's ML-100K G has dimension 5; the default gen_dim is the paper's d = 64.
 - Pre-training (IRGAN `cf_dns.py`): MF without bias, BPR with DNS over 5 uniform candidates,
   per-pair SGD (lr 0.05, λ 0.1), 30 epochs. Here `pretrain_epochs` (default 10) epochs of
@@ -77,9 +77,9 @@ Where we depart from the references (on purpose):
 
 Hyper-parameters. From the [sampler] config section (defaults there): temperature (D negatives
 from softmax(g / T); IRGAN's code: 0.2), gen_dim (G's embedding size; IRGAN's ML-100K code: 5),
-gen_lr (G's learning rate; IRGAN: SGD 1e-3), gen_optimizer (adam | sgd; IRGAN: sgd), gen_samples (S; IRGAN: 2), gen_epochs (G epochs
-between two D epochs; IRGAN: 50 per 100 D epochs), gen_pretrain_epochs (-> pretrain_epochs; 0 =
-none; IRGAN's cf_dns.py: 30). Constructor arguments only (defaults here):
+gen_lr (G's learning rate; IRGAN: SGD 1e-3), gen_optimizer (adam | sgd; IRGAN: sgd),
+gen_samples (S; IRGAN: 2), gen_epochs (G epochs between two D epochs; IRGAN: 50 per 100 D
+epochs), gen_pretrain_epochs (-> pretrain_epochs; 0 = none; IRGAN's cf_dns.py: 30). Constructor arguments only (defaults here):
     pretrain_lr=1e-2       pre-training lazy-Adam learning rate (IRGAN: SGD 0.05)
     pretrain_reg=0.1       pre-training per-pair L2 λ (IRGAN: 0.1)
     pretrain_batch=2048    pairs per pre-training step (IRGAN: 1)
