@@ -79,7 +79,8 @@ Hyper-parameters. From the [sampler] config section (defaults there): temperatur
 from softmax(g / T); IRGAN's code: 0.2), gen_dim (G's embedding size; IRGAN's ML-100K code: 5),
 gen_lr (G's learning rate; IRGAN: SGD 1e-3), gen_optimizer (adam | sgd; IRGAN: sgd),
 gen_samples (S; IRGAN: 2), gen_epochs (G epochs between two D epochs; IRGAN: 50 per 100 D
-epochs), gen_pretrain_epochs (-> pretrain_epochs; 0 = none; IRGAN's cf_dns.py: 30). Constructor arguments only (defaults here):
+epochs), gen_pretrain_epochs (-> pretrain_epochs; 0 = none; IRGAN's cf_dns.py: 30).
+Constructor arguments only (defaults here):
     pretrain_lr=1e-2       pre-training lazy-Adam learning rate (IRGAN: SGD 0.05)
     pretrain_reg=0.1       pre-training per-pair L2 λ (IRGAN: 0.1)
     pretrain_batch=2048    pairs per pre-training step (IRGAN: 1)
