@@ -277,9 +277,10 @@ def test_generator_sgd_steps_once_per_user_as_irgan(blocks, name):
         assert type(s.opt) is cls
         # and the trainer's G epoch sums over users exactly when the optimiser is SGD
         seen = []
-        s.G.policy_gradient_epoch = lambda *a, **k: seen.append(k["per_user_steps"])
+        s.G.policy_gradient_epoch = lambda *a, _seen=seen, **k: _seen.append(k["per_user_steps"])
         s.train_generator(emb, torch.Generator().manual_seed(0))
         assert seen == [optimizer == "sgd"]
+
 
 def test_advir_reward_is_pairwise_and_irgan_pointwise():
     s_j, s_i = torch.randn(2, 5), torch.randn(2, 5)  # D's scores of drawn items and positives

@@ -366,3 +366,21 @@ def test_paired_names_an_unknown_row():
         pytest.skip(f"{name} is not committed")
     with pytest.raises(SystemExit, match=r"no row 'sdsn' .*rows by method: .*sdns"):
         _bench("paired").main([str(name), "sdsn:dns"])
+
+
+def test_committed_points_keep_their_identity():
+    """Every committed row of the Table 2 study names a point that configs/table2-tuned.toml
+    still expands to: a change to the presets (the keys a preset adds are part of a point's
+    identity) or to the grid must not rename finished runs, or `sweep` and `sweep --best` would
+    train them again instead of finding them."""
+    from softbpr.sweep import expand, load_sweep, read_rows
+
+    files = [RESULTS / n for n in ("table2-tuned-results.jsonl", "table2-tuned-all-results.jsonl",
+                                   "table2-tuned-gansgd-results.jsonl")]
+    rows = [r for f in files if f.exists() for r in read_rows(f)
+            if r.get("study") == "table2-tuned"]
+    if not rows:
+        pytest.skip("no Table 2 results committed (yet)")
+    ids = {s.point_id for s in expand(load_sweep(ROOT / "configs" / "table2-tuned.toml"))}
+    lost = sorted({(r["method"], r["point_id"]) for r in rows if r["point_id"] not in ids})
+    assert not lost, f"points no longer expanded: {lost[:5]}"

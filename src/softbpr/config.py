@@ -404,13 +404,14 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "sdns-mix": {"sampler": {"name": "dns"}, "loss": {"name": "mixed_bpr"}},
     # baselines of the paper (samplers.py and losses.py document each)
     "mixgcf": {"sampler": {"name": "mixgcf"}, "loss": {"name": "bpr"}},
-    "irgan": {"sampler": {"name": "irgan", "gen_optimizer": "adam"}, "loss": {"name": "bpr"}},
-    "advir": {"sampler": {"name": "advir", "gen_optimizer": "adam"},
-              "loss": {"name": "adv_bpr"}},
-    # the same with IRGAN's generator optimiser (plain SGD, a step per user) instead of Adam
+    # irgan/advir with IRGAN's generator optimiser (plain SGD, a step per user) instead of Adam;
+    # listed first so that `Experiment.method` tells them apart from irgan/advir (which keep
+    # their keys, hence their sweep points' identities)
     "irgan-sgd": {"sampler": {"name": "irgan", "gen_optimizer": "sgd"}, "loss": {"name": "bpr"}},
     "advir-sgd": {"sampler": {"name": "advir", "gen_optimizer": "sgd"},
                   "loss": {"name": "adv_bpr"}},
+    "irgan": {"sampler": {"name": "irgan"}, "loss": {"name": "bpr"}},
+    "advir": {"sampler": {"name": "advir"}, "loss": {"name": "adv_bpr"}},
     # beyond the paper (issue 14; samplers/ and losses/ document each, with reference defaults)
     "dns-mn": {"sampler": {"name": "dns_mn", "pool_size": 200, "n_negatives": 2},
                "loss": {"name": "bpr"}},
