@@ -73,6 +73,9 @@ CASES = [  # (committed table, its result files, report options)
      {"rows_by": ("method",), "proposed": None}),
     ("table2-tuned-gansgd", ["table2-tuned-gansgd-results.jsonl"],
      {"rows_by": ("method",), "proposed": None}),
+    ("table2-tuned-taobao-new", ["table2-tuned-taobao-results.jsonl",
+                                 "table2-tuned-taobao-mixgcf-results.jsonl",
+                                 "table2-tuned-taobao-ahns-results.jsonl"], {"rows_by": ("method",)}),
     ("fig6-ngcf-tmall-reg", ["fig6-ngcf-tmall-reg-results.jsonl"],
      {"rows_by": ("method", "reg"), "proposed": None}),
     ("gowalla-cpu", ["gowalla-cpu-results.jsonl"], {"rows_by": ("method",), "proposed": None}),
@@ -253,7 +256,7 @@ def test_collect_packs_the_matching_rows_and_their_runs(tmp_path, tiny_folder):
                                   "table2-tuned-ml100k-stage2", "dnsmn-m-tmall",
                                   "table2-tuned-taobao-mixgcf", "logq-reg-tmall",
                                   "gowalla-cpu", "table2-tuned-tmall-bslbatch",
-                                  "table2-tuned-gansgd"])
+                                  "table2-tuned-gansgd", "table2-tuned-taobao-ahns"])
 def test_check_tables_regenerate(capsys, tmp_path, name):
     """<name>-check.md (best epoch vs cap, false-negative rate, s/epoch of every reported run)
     is bench/study_check.py's output on the committed results and run histories."""
@@ -296,8 +299,8 @@ def test_check_time_limited_run_within_its_patience_is_not_converged(capsys, tmp
     ("tmall", "table2-tuned-tmall-all-results.jsonl,table2-tuned-tmall-inbatch-results.jsonl,"
      "table2-tuned-tmall-logq-results.jsonl,table2-tuned-tmall-bslbatch-results.jsonl", "method",
      r"[\w-]+"),
-    ("taobao", "table2-tuned-taobao-results.jsonl,table2-tuned-taobao-mixgcf-results.jsonl",
-     "method", r"[\w-]+"),
+    ("taobao", "table2-tuned-taobao-results.jsonl,table2-tuned-taobao-mixgcf-results.jsonl,"
+     "table2-tuned-taobao-ahns-results.jsonl", "method", r"[\w-]+"),
     ("ml-100k", "sl-negatives-results.jsonl", "n_negatives,tau", r"\d+/[\d.]+"),
     ("ml-100k", "soften-bsl-results.jsonl", "soften,tau", r"0(?:\.\d+)?/[\d.]+"),
     ("ml-100k", "inbatch-drop-results.jsonl", "method,in_batch_duplicates",
@@ -376,7 +379,8 @@ def test_committed_points_keep_their_identity():
     from softbpr.sweep import expand, load_sweep, read_rows
 
     files = [RESULTS / n for n in ("table2-tuned-results.jsonl", "table2-tuned-all-results.jsonl",
-                                   "table2-tuned-gansgd-results.jsonl")]
+                                   "table2-tuned-gansgd-results.jsonl",
+                                   "table2-tuned-taobao-ahns-results.jsonl")]
     rows = [r for f in files if f.exists() for r in read_rows(f)
             if r.get("study") == "table2-tuned"]
     if not rows:
