@@ -246,7 +246,6 @@ def test_generator_step_is_irgans_per_user_mean_in_any_block_size(blocks, monkey
         torch.testing.assert_close(a, p.grad)
 
 
-
 @pytest.mark.parametrize("name", GANS)
 def test_generator_sgd_steps_once_per_user_as_irgan(blocks, name):
     """gen_optimizer = sgd: plain SGD on the sum of the batch's per-user losses, i.e. a step of
