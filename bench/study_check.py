@@ -9,8 +9,9 @@ early rather than on the cap; for a run stopped on its time limit, `train.time_l
 is the epochs it ran, shown as "N (time)", and one with early stopping on must also be past
 its patience: cut off while it was still waiting for an improvement, it is not converged), and
 the mean share of chosen negatives that are held-out positives (`neg_heldout_rate`, the
-false-negative rate of the sampler) over the epochs up to the best one, and the median training seconds per epoch (`train_seconds`: the cost of the
-method as the study ran it, one thread per process, two processes on two cores).
+false-negative rate of the sampler) over the epochs up to the best one, and the median training
+seconds per epoch (`train_seconds`: the cost of the method as the study ran it, one thread per
+process, two processes on two cores).
 """
 
 from __future__ import annotations

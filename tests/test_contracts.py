@@ -1,6 +1,7 @@
 """Contracts between the config (the one source of every parameter), the CLI generated from it,
-and the component registries: every registered sampler, loss and model round-trips
-CLI flags -> config -> object, and the names agree everywhere."""
+and the component registries (samplers, losses, models, the GAN generator's optimisers): every
+registered sampler, loss and model round-trips CLI flags -> config -> object, and the names
+agree everywhere."""
 
 import dataclasses
 import re
@@ -14,8 +15,10 @@ from softbpr.cli.train import config_flags, config_overrides
 from softbpr.losses import LOSSES, build_loss
 from softbpr.models import MODELS, build_model
 from softbpr.samplers import SAMPLERS, build_sampler
+from softbpr.samplers.gan import GEN_OPTIMIZERS
 
-REGISTRIES = {"sampler": SAMPLERS, "loss": LOSSES, "model": MODELS}
+REGISTRIES = {"sampler": SAMPLERS, "loss": LOSSES, "model": MODELS,
+              "gen_optimizer": GEN_OPTIMIZERS}
 
 # The `softbpr train` flags before they were generated from the config: a public interface.
 OLD_TRAIN_FLAGS = [

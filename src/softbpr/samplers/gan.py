@@ -109,6 +109,10 @@ from .base import Negatives, Sampler, Tally, scores
 from .generator import Generator, draw
 
 
+GEN_OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+"""sampler.gen_optimizer -> G's optimiser class (sgd also makes G's loss a sum over users)."""
+
+
 class EpochNegatives:
     """D's negatives of one epoch, drawn from G ahead of time: user u owns |P_u| slots (its CSR
     range crow[u]:crow[u+1]) and is served them in turn (wrapping if revisited)."""
@@ -173,8 +177,9 @@ class IRGANSampler(Sampler):
         self.gen_samples, self.gen_epochs, self.gen_batch_users = (gen_samples, gen_epochs,
                                                                    gen_batch_users)
         self.gen_reg, self.init_delta, self.max_chunk_scores = gen_reg, init_delta, max_chunk_scores
-        if gen_optimizer not in ("adam", "sgd"):
-            raise ValueError(f"gen_optimizer must be adam or sgd, got {gen_optimizer!r}")
+        if gen_optimizer not in GEN_OPTIMIZERS:
+            raise ValueError(f"gen_optimizer must be one of {', '.join(GEN_OPTIMIZERS)}, got "
+                             f"{gen_optimizer!r}")
         self.gen_optimizer = gen_optimizer
         self.pretraining = {"epochs": pretrain_epochs, "lr": pretrain_lr, "reg": pretrain_reg,
                             "batch": pretrain_batch, "candidates": pretrain_candidates}
@@ -200,8 +205,7 @@ class IRGANSampler(Sampler):
         unless `load_state_dict` restores it first."""
         self.G = Generator(graph, self.gen_dim, self.init_delta, generator,
                            self.max_chunk_scores)
-        self.opt = (torch.optim.Adam if self.gen_optimizer == "adam" else torch.optim.SGD)(
-            self.G.parameters(), lr=self.gen_lr)
+        self.opt = GEN_OPTIMIZERS[self.gen_optimizer](self.G.parameters(), lr=self.gen_lr)
         self.negatives = EpochNegatives(self.G)
         self.rng = generator
         self.epoch: int | None = None
