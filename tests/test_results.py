@@ -73,6 +73,8 @@ CASES = [  # (committed table, its result files, report options)
      {"rows_by": ("method",), "proposed": None}),
     ("table2-tuned-gansgd", ["table2-tuned-gansgd-results.jsonl"],
      {"rows_by": ("method",), "proposed": None}),
+    ("table2-tuned-tmall-gansgd", ["table2-tuned-tmall-gansgd-results.jsonl"],
+     {"rows_by": ("method",), "proposed": None}),
     ("table2-tuned-taobao-new", ["table2-tuned-taobao-results.jsonl",
                                  "table2-tuned-taobao-mixgcf-results.jsonl",
                                  "table2-tuned-taobao-ahns-results.jsonl"],
@@ -257,7 +259,8 @@ def test_collect_packs_the_matching_rows_and_their_runs(tmp_path, tiny_folder):
                                   "table2-tuned-ml100k-stage2", "dnsmn-m-tmall",
                                   "table2-tuned-taobao-mixgcf", "logq-reg-tmall",
                                   "gowalla-cpu", "table2-tuned-tmall-bslbatch",
-                                  "table2-tuned-gansgd", "table2-tuned-taobao-ahns"])
+                                  "table2-tuned-gansgd", "table2-tuned-taobao-ahns",
+                                  "table2-tuned-tmall-gansgd"])
 def test_check_tables_regenerate(capsys, tmp_path, name):
     """<name>-check.md (best epoch vs cap, false-negative rate, s/epoch of every reported run)
     is bench/study_check.py's output on the committed results and run histories."""
@@ -299,7 +302,7 @@ def test_check_time_limited_run_within_its_patience_is_not_converged(capsys, tmp
      "table2-tuned-gansgd-results.jsonl", "method", r"[\w-]+"),
     ("tmall", "table2-tuned-tmall-all-results.jsonl,table2-tuned-tmall-inbatch-results.jsonl,"
      "table2-tuned-tmall-logq-results.jsonl,table2-tuned-tmall-bslbatch-results.jsonl,"
-     "tmall-gansgd-point-results.jsonl", "method", r"[\w-]+"),
+     "table2-tuned-tmall-gansgd-results.jsonl", "method", r"[\w-]+"),
     ("taobao", "table2-tuned-taobao-results.jsonl,table2-tuned-taobao-mixgcf-results.jsonl,"
      "table2-tuned-taobao-ahns-results.jsonl", "method", r"[\w-]+"),
     ("ml-100k", "sl-negatives-results.jsonl", "n_negatives,tau", r"\d+/[\d.]+"),
@@ -315,8 +318,9 @@ def test_check_time_limited_run_within_its_patience_is_not_converged(capsys, tmp
      r"ngcf/(?:rns|dns|sdns|mixgcf)"),
     ("tmall", "fig6-ngcf-tmall-reg-results.jsonl,fig6-ngcf-tuned-tmall-results.jsonl",
      "method,reg", r"(?:dns|sdns)/0\.\d+"),
-    ("tmall", "table2-tuned-tmall-results.jsonl,table2-tuned-tmall-stage2-results.jsonl",
-     "method,study", r"[\w-]+/table2-tuned(?:-tmall-stage2)?"),
+    ("tmall", "table2-tuned-tmall-results.jsonl,table2-tuned-tmall-stage2-results.jsonl,"
+     "table2-tuned-tmall-gansgd-results.jsonl", "method,study",
+     r"[\w-]+/table2-tuned(?:-tmall-stage2)?"),
     ("ml-100k", "table2-tuned-all-results.jsonl,table2-tuned-ml100k-stage2-results.jsonl",
      "method,study", r"[\w-]+/table2-tuned(?:-ml100k-stage2)?"),
     ("ml-100k", "inbatch-l2-results.jsonl,table2-tuned-inbatch-prefix-results.jsonl",
@@ -381,6 +385,7 @@ def test_committed_points_keep_their_identity():
 
     files = [RESULTS / n for n in ("table2-tuned-results.jsonl", "table2-tuned-all-results.jsonl",
                                    "table2-tuned-gansgd-results.jsonl",
+                                   "table2-tuned-tmall-gansgd-results.jsonl",
                                    "table2-tuned-taobao-ahns-results.jsonl")]
     rows = [r for f in files if f.exists() for r in read_rows(f)
             if r.get("study") == "table2-tuned"]
