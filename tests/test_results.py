@@ -43,7 +43,8 @@ CASES = [  # (committed table, its result files, report options)
      {"rows_by": ("method",)}),
     ("table2-tuned-ml100k-stage2", ["table2-tuned-all-results.jsonl",
                                     "table2-tuned-inbatch-l2fix-results.jsonl",
-                                    "table2-tuned-ml100k-stage2-results.jsonl"],
+                                    "table2-tuned-ml100k-stage2-results.jsonl",
+                                    "table2-tuned-ml100k-stage2-new-results.jsonl"],
      {"rows_by": ("method",)}),
     ("logq-reg-tmall", ["logq-reg-tmall-results.jsonl"],
      {"rows_by": ("method", "reg"), "proposed": None}),
@@ -260,7 +261,7 @@ def test_collect_packs_the_matching_rows_and_their_runs(tmp_path, tiny_folder):
                                   "table2-tuned-taobao-mixgcf", "logq-reg-tmall",
                                   "gowalla-cpu", "table2-tuned-tmall-bslbatch",
                                   "table2-tuned-gansgd", "table2-tuned-taobao-ahns",
-                                  "table2-tuned-tmall-gansgd"])
+                                  "table2-tuned-tmall-gansgd", "table2-tuned-ml100k-stage2-new"])
 def test_check_tables_regenerate(capsys, tmp_path, name):
     """<name>-check.md (best epoch vs cap, false-negative rate, s/epoch of every reported run)
     is bench/study_check.py's output on the committed results and run histories."""
@@ -298,13 +299,13 @@ def test_check_time_limited_run_within_its_patience_is_not_converged(capsys, tmp
 
 
 @pytest.mark.parametrize("ds,name,rows,pattern", [
-    ("ml-100k", "table2-tuned-all-results.jsonl,table2-tuned-inbatch-l2fix-results.jsonl,"
-     "table2-tuned-gansgd-results.jsonl", "method", r"[\w-]+"),
-    ("tmall", "table2-tuned-tmall-all-results.jsonl,table2-tuned-tmall-inbatch-results.jsonl,"
+    ("ml-100k", ("table2-tuned-all-results.jsonl,table2-tuned-inbatch-l2fix-results.jsonl,"
+     "table2-tuned-gansgd-results.jsonl"), "method", r"[\w-]+"),
+    ("tmall", ("table2-tuned-tmall-all-results.jsonl,table2-tuned-tmall-inbatch-results.jsonl,"
      "table2-tuned-tmall-logq-results.jsonl,table2-tuned-tmall-bslbatch-results.jsonl,"
-     "table2-tuned-tmall-gansgd-results.jsonl", "method", r"[\w-]+"),
-    ("taobao", "table2-tuned-taobao-results.jsonl,table2-tuned-taobao-mixgcf-results.jsonl,"
-     "table2-tuned-taobao-ahns-results.jsonl", "method", r"[\w-]+"),
+     "table2-tuned-tmall-gansgd-results.jsonl"), "method", r"[\w-]+"),
+    ("taobao", ("table2-tuned-taobao-results.jsonl,table2-tuned-taobao-mixgcf-results.jsonl,"
+     "table2-tuned-taobao-ahns-results.jsonl"), "method", r"[\w-]+"),
     ("ml-100k", "sl-negatives-results.jsonl", "n_negatives,tau", r"\d+/[\d.]+"),
     ("ml-100k", "soften-bsl-results.jsonl", "soften,tau", r"0(?:\.\d+)?/[\d.]+"),
     ("ml-100k", "inbatch-drop-results.jsonl", "method,in_batch_duplicates",
@@ -318,11 +319,12 @@ def test_check_time_limited_run_within_its_patience_is_not_converged(capsys, tmp
      r"ngcf/(?:rns|dns|sdns|mixgcf)"),
     ("tmall", "fig6-ngcf-tmall-reg-results.jsonl,fig6-ngcf-tuned-tmall-results.jsonl",
      "method,reg", r"(?:dns|sdns)/0\.\d+"),
-    ("tmall", "table2-tuned-tmall-results.jsonl,table2-tuned-tmall-stage2-results.jsonl,"
-     "table2-tuned-tmall-gansgd-results.jsonl", "method,study",
+    ("tmall", ("table2-tuned-tmall-results.jsonl,table2-tuned-tmall-stage2-results.jsonl,"
+     "table2-tuned-tmall-gansgd-results.jsonl"), "method,study",
      r"[\w-]+/table2-tuned(?:-tmall-stage2)?"),
-    ("ml-100k", "table2-tuned-all-results.jsonl,table2-tuned-ml100k-stage2-results.jsonl",
-     "method,study", r"[\w-]+/table2-tuned(?:-ml100k-stage2)?"),
+    ("ml-100k", ("table2-tuned-all-results.jsonl,table2-tuned-ml100k-stage2-results.jsonl,"
+     "table2-tuned-ml100k-stage2-new-results.jsonl"), "method,study",
+     r"[\w-]+/table2-tuned(?:-ml100k-stage2)?"),
     ("ml-100k", "inbatch-l2-results.jsonl,table2-tuned-inbatch-prefix-results.jsonl",
      "method,study", r"(?:sl|bsl)-batch(?:-logq)?/(?:inbatch-l2-ml100k|table2-tuned)"),
 ])
