@@ -303,7 +303,8 @@ def test_check_time_limited_run_within_its_patience_is_not_converged(capsys, tmp
      "table2-tuned-gansgd-results.jsonl"), "method", r"[\w-]+"),
     ("tmall", ("table2-tuned-tmall-all-results.jsonl,table2-tuned-tmall-inbatch-results.jsonl,"
      "table2-tuned-tmall-logq-results.jsonl,table2-tuned-tmall-bslbatch-results.jsonl,"
-     "table2-tuned-tmall-gansgd-results.jsonl"), "method", r"[\w-]+"),
+     "table2-tuned-tmall-gansgd-results.jsonl,tmall-advirsgd-point-results.jsonl"), "method",
+     r"[\w-]+"),
     ("taobao", ("table2-tuned-taobao-results.jsonl,table2-tuned-taobao-mixgcf-results.jsonl,"
      "table2-tuned-taobao-ahns-results.jsonl"), "method", r"[\w-]+"),
     ("ml-100k", "sl-negatives-results.jsonl", "n_negatives,tau", r"\d+/[\d.]+"),
