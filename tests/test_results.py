@@ -76,6 +76,13 @@ CASES = [  # (committed table, its result files, report options)
      {"rows_by": ("method",), "proposed": None}),
     ("table2-tuned-tmall-gansgd", ["table2-tuned-tmall-gansgd-results.jsonl"],
      {"rows_by": ("method",), "proposed": None}),
+    ("table2-tuned-tmall-final", ["table2-tuned-tmall-all-results.jsonl",
+                                  "table2-tuned-tmall-inbatch-results.jsonl",
+                                  "table2-tuned-tmall-logq-results.jsonl",
+                                  "table2-tuned-tmall-bslbatch-results.jsonl",
+                                  "table2-tuned-tmall-stage2-results.jsonl",
+                                  "table2-tuned-tmall-stage2-new-results.jsonl",
+                                  "table2-tuned-tmall-gansgd-results.jsonl"], {"rows_by": ("method",)}),
     ("table2-tuned-taobao-new", ["table2-tuned-taobao-results.jsonl",
                                  "table2-tuned-taobao-mixgcf-results.jsonl",
                                  "table2-tuned-taobao-ahns-results.jsonl"],
@@ -261,7 +268,8 @@ def test_collect_packs_the_matching_rows_and_their_runs(tmp_path, tiny_folder):
                                   "table2-tuned-taobao-mixgcf", "logq-reg-tmall",
                                   "gowalla-cpu", "table2-tuned-tmall-bslbatch",
                                   "table2-tuned-gansgd", "table2-tuned-taobao-ahns",
-                                  "table2-tuned-tmall-gansgd", "table2-tuned-ml100k-stage2-new"])
+                                  "table2-tuned-tmall-gansgd", "table2-tuned-ml100k-stage2-new",
+                                  "table2-tuned-tmall-stage2-new"])
 def test_check_tables_regenerate(capsys, tmp_path, name):
     """<name>-check.md (best epoch vs cap, false-negative rate, s/epoch of every reported run)
     is bench/study_check.py's output on the committed results and run histories."""
@@ -340,7 +348,8 @@ def test_a_larger_epoch_cap_gives_the_same_early_stopped_run():
     ("tmall", "fig6-ngcf-tmall-reg-results.jsonl,fig6-ngcf-tuned-tmall-results.jsonl",
      "method,reg", r"(?:dns|sdns)/0\.\d+"),
     ("tmall", ("table2-tuned-tmall-results.jsonl,table2-tuned-tmall-stage2-results.jsonl,"
-     "table2-tuned-tmall-gansgd-results.jsonl"), "method,study",
+     "table2-tuned-tmall-gansgd-results.jsonl,table2-tuned-tmall-all-results.jsonl,"
+     "table2-tuned-tmall-stage2-new-results.jsonl"), "method,study",
      r"[\w-]+/table2-tuned(?:-tmall-stage2)?"),
     ("ml-100k", ("table2-tuned-all-results.jsonl,table2-tuned-ml100k-stage2-results.jsonl,"
      "table2-tuned-ml100k-stage2-new-results.jsonl"), "method,study",
